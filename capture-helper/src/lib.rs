@@ -1,0 +1,6 @@
+//! Netwatch capture helper: turns frames into bidirectional flows.
+//!
+//! # Layout
+//!
+//! (filled in as the modules land)
+#![deny(unsafe_code)]

@@ -1,0 +1,2 @@
+//! `netwatch-capture`: thin binary over the `netwatch_capture` library.
+fn main() {}

@@ -1,0 +1,2 @@
+//! `netwatch-server`: thin binary over the `netwatch_server` library.
+fn main() {}
