@@ -75,6 +75,7 @@ test('api helpers: backoff is capped, queries skip empties, messages follow the 
   assert.equal(backoffDelay(30, { random: () => 1 }), 15000);
   assert.equal(backoffDelay(30, { random: () => 0 }), 7500);
   assert.equal(toQuery({ a: '', b: null, protocol: 'all', c: 0, d: 'x y' }), '?c=0&d=x+y');
+  assert.equal(toQuery(null), '');
   assert.equal(api.csvUrl({ host: '10.0.0.1', limit: 100, offset: 200, sort_by: 'bytes' }), '/api/v1/flows?host=10.0.0.1&sort_by=bytes&format=csv');
   assert.equal(userMessage(new ApiError({ kind: 'server', code: 'CAPTURE_FAILED', message: 'x' })), 'Network capture temporarily unavailable');
   assert.equal(userMessage(new ApiError({ kind: 'server', code: 'WHATEVER', message: 'x' })), 'System temporarily unavailable');

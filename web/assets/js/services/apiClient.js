@@ -43,9 +43,9 @@ export function userMessage(err) {
 }
 
 /** Query string from an object, leaving out empty values. */
-export function toQuery(params = {}) {
+export function toQuery(params) {
   const q = new URLSearchParams();
-  for (const [k, v] of Object.entries(params)) {
+  for (const [k, v] of Object.entries(params || {})) {
     if (v === undefined || v === null || v === '' || v === 'all') continue;
     q.set(k, String(v));
   }
@@ -86,13 +86,14 @@ async function errorFromResponse(res) {
 
 /** GET a JSON document from the API. */
 export async function getJson(path, params, { timeoutMs = DEFAULT_TIMEOUT_MS, signal, acceptStatus = [] } = {}) {
+  const url = `${API_BASE}${path}${toQuery(params)}`;
   const ctrl = new AbortController();
   const timer = setTimeout(() => ctrl.abort(), timeoutMs);
   const onAbort = () => ctrl.abort();
   if (signal) signal.addEventListener('abort', onAbort, { once: true });
   let res;
   try {
-    res = await fetch(`${API_BASE}${path}${toQuery(params)}`, {
+    res = await fetch(url, {
       headers: { Accept: 'application/json', ...authHeaders() },
       signal: ctrl.signal,
       cache: 'no-store',

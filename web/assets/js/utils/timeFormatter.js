@@ -31,3 +31,12 @@ export function formatAgo(seconds) {
   if (s < 3600) return `${Math.floor(s / 60)} min ago`;
   return `${Math.floor(s / 3600)} h ago`;
 }
+
+/** uPlot x-axis labels: local HH:MM:SS when ticks are under a minute apart, else HH:MM. */
+export function axisTimes(splits, incrSeconds) {
+  return splits.map((s) => {
+    const d = new Date(s * 1000);
+    const hm = `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+    return incrSeconds < 60 ? `${hm}:${pad(d.getSeconds())}` : hm;
+  });
+}

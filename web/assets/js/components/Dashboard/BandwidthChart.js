@@ -3,7 +3,7 @@
 // WebSocket `metrics` messages; 15 m and 60 m come from GET /api/v1/metrics/history.
 
 import { axisBits, axisCount, formatBitsPerSecond, formatPacketRate } from '../../services/dataFormatter.js';
-import { toEpochSeconds } from '../../utils/timeFormatter.js';
+import { axisTimes, toEpochSeconds } from '../../utils/timeFormatter.js';
 
 const uPlot = globalThis.uPlot;
 const LIVE_SECONDS = 300;
@@ -86,9 +86,9 @@ export class BandwidthChart {
       cursor: { drag: { x: false, y: false }, points: { size: 6 } },
       scales: { x: { time: true }, bps: { range: (u, min, max) => [0, Math.max(1000, max * 1.1)] }, pps: { range: (u, min, max) => [0, Math.max(10, max * 1.1)] } },
       axes: [
-        { stroke: '#7dffa0', grid: { stroke: 'rgba(0,255,65,0.08)' }, ticks: { stroke: 'rgba(0,255,65,0.25)' }, font: '11px monospace' },
+        { stroke: '#7dffa0', values: (u, splits, ax, space, incr) => axisTimes(splits, incr), grid: { stroke: 'rgba(0,255,65,0.08)' }, ticks: { stroke: 'rgba(0,255,65,0.25)' }, font: '11px monospace' },
         { scale: 'bps', stroke: '#00FF41', grid: { stroke: 'rgba(0,255,65,0.08)' }, ticks: { stroke: 'rgba(0,255,65,0.25)' }, values: (u, vals) => vals.map(axisBits), size: 70, font: '11px monospace' },
-        { scale: 'pps', side: 1, stroke: '#00BCD4', grid: { show: false }, ticks: { stroke: 'rgba(0,188,212,0.3)' }, values: (u, vals) => vals.map((v) => `${axisCount(v)}p`), size: 56, font: '11px monospace' },
+        { scale: 'pps', side: 1, stroke: '#00BCD4', grid: { show: false }, ticks: { stroke: 'rgba(0,188,212,0.3)' }, values: (u, vals) => vals.map((v) => `${axisCount(v)}p/s`), size: 64, font: '11px monospace' },
       ],
       series: [
         {},

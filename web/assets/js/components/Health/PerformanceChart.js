@@ -2,7 +2,7 @@
 // GET /api/v1/metrics/history?duration=15m (UI-22), drawn with uPlot.
 
 import { axisCount, formatBytes } from '../../services/dataFormatter.js';
-import { toEpochSeconds } from '../../utils/timeFormatter.js';
+import { axisTimes, toEpochSeconds } from '../../utils/timeFormatter.js';
 
 const uPlot = globalThis.uPlot;
 
@@ -21,11 +21,11 @@ export class PerformanceChart {
     this.plot = new uPlot({
       width: Math.max(200, Math.floor(rect.width) || 600),
       height: Math.max(140, Math.floor(rect.height) || 200),
-      legend: { show: true },
+      legend: { show: false },
       cursor: { drag: { x: false, y: false } },
       scales: { x: { time: true }, cpu: { range: (u, min, max) => [0, Math.max(5, max * 1.2)] }, mem: { range: (u, min, max) => [0, Math.max(1, max * 1.2)] } },
       axes: [
-        { stroke: '#7dffa0', grid: { stroke: 'rgba(0,255,65,0.08)' }, font: '11px monospace' },
+        { stroke: '#7dffa0', values: (u, splits, ax, space, incr) => axisTimes(splits, incr), grid: { stroke: 'rgba(0,255,65,0.08)' }, font: '11px monospace' },
         { scale: 'cpu', stroke: '#FFC107', grid: { stroke: 'rgba(0,255,65,0.08)' }, values: (u, v) => v.map((x) => `${x.toFixed(0)}%`), font: '11px monospace' },
         { scale: 'mem', side: 1, stroke: '#00BCD4', grid: { show: false }, values: (u, v) => v.map((x) => `${axisCount(x / 1048576)}MiB`), size: 64, font: '11px monospace' },
       ],
