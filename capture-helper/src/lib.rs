@@ -1,6 +1,24 @@
-//! Netwatch capture helper: turns frames into bidirectional flows.
+//! Netwatch capture helper: turns Ethernet frames into bidirectional flows.
 //!
 //! # Layout
 //!
-//! (filled in as the modules land)
+//! * [`source`]: the [`source::FrameSource`] trait (one borrowed [`source::Frame`] at a
+//!   time), the pcap/pcapng file reader (`pcap-parser` over our own streaming buffer) and an
+//!   in-memory source.
+//! * [`parse`]: the checked frame parser (etherparse views): Ethernet II, VLAN tags, IPv4,
+//!   IPv6 extension headers, ports; returns a [`parse::Verdict`] for any byte string.
+//! * [`flow`]: the compact [`flow::RawKey`] and the fixed-capacity [`flow::FlowTable`]
+//!   (open addressing, idle/active/TCP-close timeouts, counted eviction, delta draining).
+//! * [`collector`]: [`collector::Collector`] = parser + table + frame accounting
+//!   (`CaptureStats` buckets and malformed kinds). Time is always an argument.
+//! * [`offline`]: `--read FILE` without `--connect`: merged flows as the oracle's CSV or
+//!   JSON lines, plus the accounting summary.
+//! * [`cli`]: low-level flags validated into a [`cli::Mode`] (offline, replay, live).
 #![deny(unsafe_code)]
+
+pub mod cli;
+pub mod collector;
+pub mod flow;
+pub mod offline;
+pub mod parse;
+pub mod source;

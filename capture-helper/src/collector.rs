@@ -1,0 +1,164 @@
+//! The collector: parser + flow table + frame accounting. One per capture thread.
+//!
+//! ```text
+//! Frame ──► parse::parse_ethernet ──► Verdict::Flow ──► FlowTable::observe
+//!                                    ├─ NonIp ────────► non_ip_frames
+//!                                    ├─ IpInvalid(k) ─► ip_invalid_frames, malformed[k]
+//!                                    └─ Truncated(k) ─► truncated_frames,  malformed[k]
+//! ```
+//!
+//! Every frame lands in exactly one bucket, so
+//! `frames = flow_frames + non_ip_frames + ip_invalid_frames + truncated_frames` always
+//! holds. A flow frame whose transport or extension header was cut still counts in its
+//! flow (ports 0/0) and also bumps its malformed kind; a frame whose wire length is below
+//! its captured length or above 256 KiB bumps `bad_length` and is classified as usual (its
+//! bytes count as the larger of the two lengths).
+//!
+//! Mapping to the oracle's summary (`oracle.py --summary`): `ip_frames = flow_frames`,
+//! `non_ip_frames = non_ip_frames + truncated_frames` (tshark calls a frame cut inside the
+//! Ethernet header or a VLAN tag "not IP"), `ip_invalid_frames = ip_invalid_frames`; the
+//! oracle's own `truncated_frames` means "captured length < wire length", which is
+//! [`Extra::snaplen_cut_frames`] here.
+
+use crate::flow::table::Observation;
+use crate::flow::{EndedRecord, FlowTable, RawKey, TableConfig};
+use crate::parse::{self, Verdict, PROTO_TCP};
+use crate::source::Frame;
+use netwatch_protocol::{CaptureStats, EndReason, FlowRecord, MalformedKind};
+
+/// Wire lengths above this are implausible for Ethernet (`bad_length`).
+pub const MAX_WIRE_LEN: u32 = 256 * 1024;
+
+/// Counters beyond [`CaptureStats`] that the offline summary reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Extra {
+    /// Sum of captured lengths.
+    pub captured_bytes: u64,
+    /// Frames whose captured length is below the wire length (snap length).
+    pub snaplen_cut_frames: u64,
+    /// Flow frames that are non-first IP fragments.
+    pub nonfirst_fragment_frames: u64,
+}
+
+/// Parser, flow table and statistics. See the module documentation.
+#[derive(Debug)]
+pub struct Collector {
+    table: FlowTable,
+    stats: CaptureStats,
+    extra: Extra,
+}
+
+impl Collector {
+    /// A collector with an empty table.
+    #[must_use]
+    pub fn new(cfg: TableConfig) -> Self {
+        Collector {
+            table: FlowTable::new(cfg),
+            stats: CaptureStats::default(),
+            extra: Extra::default(),
+        }
+    }
+
+    /// Accounts one Ethernet frame and, when it is IP, counts it in its flow. `now_ns`
+    /// drives the table's timeouts (the caller's clock, or the capture time offline).
+    #[inline]
+    pub fn process(&mut self, frame: &Frame<'_>, now_ns: u64) {
+        let cap_len = u32::try_from(frame.data.len()).unwrap_or(u32::MAX);
+        let s = &mut self.stats;
+        s.frames += 1;
+        if frame.wire_len < cap_len || frame.wire_len > MAX_WIRE_LEN {
+            s.malformed.bump(MalformedKind::BadLength);
+        }
+        let wire_len = frame.wire_len.max(cap_len);
+        s.bytes += u64::from(wire_len);
+        self.extra.captured_bytes += u64::from(cap_len);
+        if cap_len < frame.wire_len {
+            self.extra.snaplen_cut_frames += 1;
+        }
+        match parse::parse_ethernet(frame.data, frame.wire_len) {
+            Verdict::Flow(p) => {
+                s.flow_frames += 1;
+                if let Some(kind) = p.cut {
+                    s.malformed.bump(kind);
+                }
+                if p.nonfirst_fragment {
+                    self.extra.nonfirst_fragment_frames += 1;
+                }
+                let (key, side) = RawKey::from_packet(&p);
+                let obs = Observation {
+                    side,
+                    wire_len: u64::from(wire_len),
+                    ip_len: u64::from(p.ip_len),
+                    tcp_flags: p.tcp_flags,
+                    is_tcp: p.proto == PROTO_TCP && !p.nonfirst_fragment && p.cut.is_none(),
+                    ts_ns: frame.ts_ns,
+                };
+                self.table.observe(&key, &obs, now_ns);
+            }
+            Verdict::NonIp => s.non_ip_frames += 1,
+            Verdict::IpInvalid(kind) => {
+                s.ip_invalid_frames += 1;
+                s.malformed.bump(kind);
+            }
+            Verdict::Truncated(kind) => {
+                s.truncated_frames += 1;
+                s.malformed.bump(kind);
+            }
+        }
+    }
+
+    /// Ends the flows whose timeouts have passed.
+    pub fn expire(&mut self, now_ns: u64) {
+        self.table.expire(now_ns);
+    }
+
+    /// Appends the delta of every flow changed since the last drain (ended flows first,
+    /// then forgotten). See [`FlowTable::drain_with`].
+    pub fn drain_changes(&mut self, out: &mut Vec<FlowRecord>) {
+        self.table.drain_with(|r| out.push(r.to_record()));
+    }
+
+    /// As [`Collector::drain_changes`], handing each record in the compact form (with IP
+    /// byte counts) to `f`; allocates nothing.
+    pub fn drain_with(&mut self, f: impl FnMut(&EndedRecord)) {
+        self.table.drain_with(f);
+    }
+
+    /// Ends every flow (`Shutdown`, or FIN/RST for flows already closed) and drains.
+    pub fn finish(&mut self, out: &mut Vec<FlowRecord>) {
+        self.table.end_all(EndReason::Shutdown);
+        self.drain_changes(out);
+    }
+
+    /// As [`Collector::finish`] with a callback.
+    pub fn finish_with(&mut self, f: impl FnMut(&EndedRecord)) {
+        self.table.end_all(EndReason::Shutdown);
+        self.table.drain_with(f);
+    }
+
+    /// Cumulative statistics; the table fields are filled in, kernel/backlog/CPU fields
+    /// are left 0 for the caller.
+    #[must_use]
+    pub fn stats(&self) -> CaptureStats {
+        let t = self.table.counters();
+        CaptureStats {
+            table_occupancy: t.occupancy,
+            table_capacity: t.capacity,
+            table_evictions: t.evictions,
+            table_rejects: t.rejects,
+            ..self.stats
+        }
+    }
+
+    /// Counters for the offline summary.
+    #[must_use]
+    pub fn extra(&self) -> Extra {
+        self.extra
+    }
+
+    /// The table's configuration.
+    #[must_use]
+    pub fn table_config(&self) -> TableConfig {
+        self.table.config()
+    }
+}

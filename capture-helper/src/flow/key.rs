@@ -1,0 +1,164 @@
+//! The compact flow key used inside the helper.
+
+use crate::parse::Packet;
+use netwatch_protocol::{FlowKey, Side};
+use std::cmp::Ordering;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// A canonical bidirectional flow key: side A is the smaller endpoint (address bytes, then
+/// port), IPv4 addresses use the first 4 bytes of the arrays. 40 bytes, no padding, cheap
+/// to hash and compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[repr(C)]
+pub struct RawKey {
+    /// Address of side A.
+    pub addr_a: [u8; 16],
+    /// Address of side B.
+    pub addr_b: [u8; 16],
+    /// Port of side A.
+    pub port_a: u16,
+    /// Port of side B.
+    pub port_b: u16,
+    /// Outermost VLAN id (0 untagged).
+    pub vlan: u16,
+    /// IP protocol number.
+    pub proto: u8,
+    /// 1 for IPv6, 0 for IPv4 (a byte, not a bool, so every bit pattern is a valid key).
+    pub v6: u8,
+}
+
+impl RawKey {
+    /// The key of a parsed packet and the side its source is on. Equal endpoints: side A.
+    #[inline]
+    #[must_use]
+    pub fn from_packet(p: &Packet) -> (RawKey, Side) {
+        let v6 = u8::from(p.v6);
+        if (p.src, p.sport) <= (p.dst, p.dport) {
+            let k = RawKey {
+                addr_a: p.src,
+                addr_b: p.dst,
+                port_a: p.sport,
+                port_b: p.dport,
+                vlan: p.vlan,
+                proto: p.proto,
+                v6,
+            };
+            (k, Side::A)
+        } else {
+            let k = RawKey {
+                addr_a: p.dst,
+                addr_b: p.src,
+                port_a: p.dport,
+                port_b: p.sport,
+                vlan: p.vlan,
+                proto: p.proto,
+                v6,
+            };
+            (k, Side::B)
+        }
+    }
+
+    /// The key as five 64-bit words (for hashing).
+    #[inline]
+    #[must_use]
+    pub fn words(&self) -> [u64; 5] {
+        let w = |b: &[u8; 16], i: usize| {
+            let mut x = [0u8; 8];
+            x.copy_from_slice(&b[i..i + 8]);
+            u64::from_ne_bytes(x)
+        };
+        let tail = u64::from(self.port_a)
+            | u64::from(self.port_b) << 16
+            | u64::from(self.vlan) << 32
+            | u64::from(self.proto) << 48
+            | u64::from(self.v6) << 56;
+        [
+            w(&self.addr_a, 0),
+            w(&self.addr_a, 8),
+            w(&self.addr_b, 0),
+            w(&self.addr_b, 8),
+            tail,
+        ]
+    }
+
+    /// Address of side A as an [`IpAddr`].
+    #[must_use]
+    pub fn ip_a(&self) -> IpAddr {
+        to_ip(self.v6 != 0, &self.addr_a)
+    }
+
+    /// Address of side B as an [`IpAddr`].
+    #[must_use]
+    pub fn ip_b(&self) -> IpAddr {
+        to_ip(self.v6 != 0, &self.addr_b)
+    }
+
+    /// The wire key. The canonical order is the same (IPv4 keys never mix with IPv6).
+    #[must_use]
+    pub fn to_flow_key(&self) -> FlowKey {
+        FlowKey {
+            addr_a: self.ip_a(),
+            port_a: self.port_a,
+            addr_b: self.ip_b(),
+            port_b: self.port_b,
+            proto: self.proto,
+            vlan: self.vlan,
+        }
+    }
+
+    /// The compact key of a wire key (`None` when the families differ).
+    #[must_use]
+    pub fn from_flow_key(k: &FlowKey) -> Option<RawKey> {
+        let (v6, a, b) = match (k.addr_a, k.addr_b) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => {
+                let (mut x, mut y) = ([0u8; 16], [0u8; 16]);
+                x[..4].copy_from_slice(&a.octets());
+                y[..4].copy_from_slice(&b.octets());
+                (0, x, y)
+            }
+            (IpAddr::V6(a), IpAddr::V6(b)) => (1, a.octets(), b.octets()),
+            _ => return None,
+        };
+        Some(RawKey {
+            addr_a: a,
+            addr_b: b,
+            port_a: k.port_a,
+            port_b: k.port_b,
+            vlan: k.vlan,
+            proto: k.proto,
+            v6,
+        })
+    }
+}
+
+fn to_ip(v6: bool, b: &[u8; 16]) -> IpAddr {
+    if v6 {
+        IpAddr::V6(Ipv6Addr::from(*b))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
+    }
+}
+
+/// The oracle's row order: family, address A, port A, address B, port B, protocol, VLAN.
+impl Ord for RawKey {
+    fn cmp(&self, o: &Self) -> Ordering {
+        (
+            self.v6,
+            self.addr_a,
+            self.port_a,
+            self.addr_b,
+            self.port_b,
+            self.proto,
+            self.vlan,
+        )
+            .cmp(&(
+                o.v6, o.addr_a, o.port_a, o.addr_b, o.port_b, o.proto, o.vlan,
+            ))
+    }
+}
+
+impl PartialOrd for RawKey {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
