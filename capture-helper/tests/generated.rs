@@ -1,0 +1,104 @@
+//! Synthetic captures from `tests/fixtures/tools/make_bench_pcap.py` (generated here, never
+//! committed): three seeds against the generator's own ground truth, and one seed against
+//! the independent oracle (`oracle.py`, i.e. tshark).
+
+mod common;
+
+use common::{assert_same_flows, fixtures, parse_summary, require, run, temp_dir};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PACKETS: &str = "20000";
+const FLOWS: &str = "3000";
+
+fn generate(dir: &Path, seed: u32) -> (PathBuf, PathBuf) {
+    let pcap = dir.join(format!("bench-{seed}.pcap"));
+    let truth = dir.join(format!("bench-{seed}.flows.csv"));
+    let status = Command::new("python3")
+        .arg(fixtures().join("tools").join("make_bench_pcap.py"))
+        .arg(&pcap)
+        .args([
+            "--packets",
+            PACKETS,
+            "--flows",
+            FLOWS,
+            "--seed",
+            &seed.to_string(),
+            "--truth",
+        ])
+        .arg(&truth)
+        .status()
+        .expect("run python3");
+    assert!(status.success(), "make_bench_pcap.py failed");
+    (pcap, truth)
+}
+
+fn ours(pcap: &Path) -> (String, String) {
+    let out = run(&["--read", pcap.to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        String::from_utf8(out.stdout).expect("utf-8"),
+        String::from_utf8(out.stderr).expect("utf-8"),
+    )
+}
+
+#[test]
+fn three_seeds_match_the_generators_truth() {
+    if !require("python3") {
+        return;
+    }
+    let dir = temp_dir("generated-truth");
+    for seed in [3, 11, 2024] {
+        let (pcap, truth) = generate(&dir, seed);
+        let (csv, summary) = ours(&pcap);
+        assert_same_flows(
+            &format!("seed {seed}"),
+            &csv,
+            &std::fs::read_to_string(&truth).expect("truth"),
+        );
+        let s = parse_summary(&summary);
+        assert_eq!(s["total_frames"], 20_000);
+        assert_eq!(s["ip_frames"], 20_000);
+    }
+}
+
+#[test]
+fn one_seed_matches_the_tshark_oracle() {
+    if !require("python3") || !require("tshark") {
+        return;
+    }
+    let dir = temp_dir("generated-oracle");
+    let (pcap, _) = generate(&dir, 77);
+    let (csv, summary) = ours(&pcap);
+    let oracle = |extra: &[&str]| {
+        let out = Command::new("python3")
+            .arg(fixtures().join("tools").join("oracle.py"))
+            .arg(&pcap)
+            .args(extra)
+            .output()
+            .expect("run oracle.py");
+        assert!(
+            out.status.success(),
+            "oracle.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    assert_same_flows("seed 77 vs oracle", &csv, &oracle(&[]));
+    let want = parse_summary(&oracle(&["--summary"]));
+    let got = parse_summary(&summary);
+    for k in [
+        "total_frames",
+        "total_bytes",
+        "ip_frames",
+        "non_ip_frames",
+        "ip_invalid_frames",
+        "flows",
+    ] {
+        assert_eq!(got.get(k), want.get(k), "summary {k}");
+    }
+}
