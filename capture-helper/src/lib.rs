@@ -13,12 +13,18 @@
 //!   (`CaptureStats` buckets and malformed kinds). Time is always an argument.
 //! * [`offline`]: `--read FILE` without `--connect`: merged flows as the oracle's CSV or
 //!   JSON lines, plus the accounting summary.
+//! * [`sys`]: the OS glue of live capture and the only `unsafe` code of the project (AF_PACKET
+//!   socket, TPACKET_V3 ring, capabilities, seccomp, signals, CPU/RSS).
+//! * [`live`]: ring geometry, opening one ring per capture thread, [`live::RingSource`],
+//!   the capture filter (tcpdump syntax) and the default interface.
 //! * [`cli`]: low-level flags validated into a [`cli::Mode`] (offline, replay, live).
 #![deny(unsafe_code)]
 
 pub mod cli;
 pub mod collector;
 pub mod flow;
+pub mod live;
 pub mod offline;
 pub mod parse;
 pub mod source;
+pub mod sys;

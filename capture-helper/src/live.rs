@@ -1,0 +1,595 @@
+//! Live capture above `sys/`: ring geometry, opening one ring per capture thread, the
+//! [`RingSource`] frame source, the capture filter and the default interface.
+//!
+//! Safe code only: every syscall and the shared ring memory are behind `sys/`.
+
+use crate::source::{Frame, FrameSource, SourceError, LINKTYPE_ETHERNET};
+use crate::sys::packet::{interface_index, PacketSocket, SockFilter};
+use crate::sys::ring::{self, Ring};
+use crate::sys::tpacket::{
+    Frames, TpacketReq3, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_HASH, TPACKET_ALIGNMENT,
+};
+use std::io;
+use std::process::Command;
+
+/// Ring geometry (`--ring-*` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RingConfig {
+    /// Bytes per block (multiple of the page size; a power of two wastes no kernel memory).
+    pub block_size: u32,
+    /// Blocks per ring.
+    pub block_nr: u32,
+    /// Nominal frame size (multiple of 16; V3 frames are variable-length, this only has to
+    /// divide the block size).
+    pub frame_size: u32,
+    /// Retire timeout of a partly filled block, ms: bounds the latency of a quiet link.
+    pub retire_ms: u32,
+}
+
+impl RingConfig {
+    /// 1 MiB blocks: one block holds ~4,500 frames of 64 bytes, or ~690 of 1514 bytes.
+    pub const DEFAULT_BLOCK_SIZE: u32 = 1 << 20;
+    /// 16 blocks = 16 MiB per ring (the seed's NETWATCH_RING_BUFFER_SIZE): ~130 ms of a
+    /// saturated 1 Gbps link, far more than the loop's worst pause.
+    pub const DEFAULT_BLOCK_NR: u32 = 16;
+    /// 2048-byte nominal frames (a full 1514-byte frame plus headers).
+    pub const DEFAULT_FRAME_SIZE: u32 = 2048;
+    /// 50 ms: a quiet link's frames still reach the flow table well inside one export
+    /// interval (500 ms).
+    pub const DEFAULT_RETIRE_MS: u32 = 50;
+
+    /// The `tpacket_req3` for this geometry.
+    ///
+    /// # Errors
+    /// A message when the geometry is invalid (checked here so the kernel's EINVAL never
+    /// has to be guessed at).
+    pub fn to_req(&self) -> Result<TpacketReq3, String> {
+        let page = 4096u32;
+        if self.block_size == 0 || self.block_size % page != 0 {
+            return Err(format!(
+                "ring block size {} is not a positive multiple of {page}",
+                self.block_size
+            ));
+        }
+        if self.frame_size < 64
+            || self.frame_size % TPACKET_ALIGNMENT != 0
+            || self.block_size % self.frame_size != 0
+        {
+            return Err(format!(
+                "ring frame size {} must be a multiple of 16, at least 64, and divide the block size {}",
+                self.frame_size, self.block_size
+            ));
+        }
+        if self.block_nr == 0 {
+            return Err("ring block count must be at least 1".into());
+        }
+        let frame_nr = (self.block_size / self.frame_size)
+            .checked_mul(self.block_nr)
+            .ok_or_else(|| "ring too large".to_string())?;
+        if u64::from(self.block_size) * u64::from(self.block_nr) > 1 << 32 {
+            return Err("ring larger than 4 GiB".into());
+        }
+        Ok(TpacketReq3 {
+            tp_block_size: self.block_size,
+            tp_block_nr: self.block_nr,
+            tp_frame_size: self.frame_size,
+            tp_frame_nr: frame_nr,
+            tp_retire_blk_tov: self.retire_ms,
+            tp_sizeof_priv: 0,
+            tp_feature_req_word: 0,
+        })
+    }
+}
+
+impl Default for RingConfig {
+    fn default() -> Self {
+        RingConfig {
+            block_size: Self::DEFAULT_BLOCK_SIZE,
+            block_nr: Self::DEFAULT_BLOCK_NR,
+            frame_size: Self::DEFAULT_FRAME_SIZE,
+            retire_ms: Self::DEFAULT_RETIRE_MS,
+        }
+    }
+}
+
+/// Which privileged socket operation failed (each is its own startup step).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenStep {
+    /// `socket(AF_PACKET, SOCK_RAW)`.
+    Socket,
+    /// `PACKET_VERSION` = TPACKET_V3.
+    Version,
+    /// `PACKET_RX_RING`.
+    RxRing,
+    /// mmap of the ring.
+    Mmap,
+    /// `if_nametoindex`.
+    Interface,
+    /// Attaching the BPF filter.
+    Filter,
+    /// `bind`.
+    Bind,
+    /// `PACKET_ADD_MEMBERSHIP` promiscuous.
+    Promisc,
+    /// `PACKET_FANOUT`.
+    Fanout,
+}
+
+/// A ring opening step that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{step:?}: {source}")]
+pub struct OpenError {
+    /// The step.
+    pub step: OpenStep,
+    /// The OS error.
+    #[source]
+    pub source: io::Error,
+}
+
+/// What to open.
+#[derive(Debug, Clone)]
+pub struct OpenSpec<'a> {
+    /// Interface name.
+    pub interface: &'a str,
+    /// Geometry.
+    pub ring: RingConfig,
+    /// Promiscuous mode.
+    pub promisc: bool,
+    /// Compiled capture filter.
+    pub filter: Option<&'a [SockFilter]>,
+    /// Fanout group id when more than one ring is opened.
+    pub fanout_group: Option<u16>,
+}
+
+/// Opens one socket + ring, in the order the kernel needs: TPACKET_V3 before the ring, the
+/// ring and mmap before bind (so no frame is queued outside the ring), the filter before bind
+/// (so no unfiltered frame is ever queued), fanout after bind (the kernel requires a bound
+/// socket to join a group).
+///
+/// # Errors
+/// [`OpenError`] naming the failed step.
+pub fn open_ring(spec: &OpenSpec<'_>) -> Result<RingSource, OpenError> {
+    let e = |step| move |source| OpenError { step, source };
+    let req = spec.ring.to_req().map_err(|m| OpenError {
+        step: OpenStep::RxRing,
+        source: io::Error::new(io::ErrorKind::InvalidInput, m),
+    })?;
+    let sock = PacketSocket::open().map_err(e(OpenStep::Socket))?;
+    sock.set_tpacket_v3().map_err(e(OpenStep::Version))?;
+    sock.set_rx_ring(&req).map_err(e(OpenStep::RxRing))?;
+    let ring = Ring::map(&sock, &req).map_err(e(OpenStep::Mmap))?;
+    let ifindex = interface_index(spec.interface).map_err(e(OpenStep::Interface))?;
+    if let Some(prog) = spec.filter {
+        sock.attach_filter(prog).map_err(e(OpenStep::Filter))?;
+    }
+    sock.bind(ifindex).map_err(e(OpenStep::Bind))?;
+    if spec.promisc {
+        sock.add_promisc_membership(ifindex)
+            .map_err(e(OpenStep::Promisc))?;
+    }
+    if let Some(group) = spec.fanout_group {
+        sock.join_fanout(group, PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG)
+            .map_err(e(OpenStep::Fanout))?;
+    }
+    Ok(RingSource::new(sock, ring))
+}
+
+/// Cumulative kernel counters of one socket (`PACKET_STATISTICS` resets on read).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Frames the kernel handled for this socket (received + dropped).
+    pub packets: u64,
+    /// Frames dropped because the ring was full.
+    pub drops: u64,
+    /// Queue freezes.
+    pub freezes: u64,
+}
+
+/// A [`FrameSource`] over a TPACKET_V3 ring.
+///
+/// `next` returns `Ok(None)` when no retired block is waiting (not the end of the capture):
+/// the caller then waits with [`RingSource::wait`]. A frame borrows the held block; the block
+/// goes back to the kernel when the walk moves past its last frame.
+#[derive(Debug)]
+pub struct RingSource {
+    sock: PacketSocket,
+    ring: Ring,
+    /// Offset of the next frame in the held block.
+    offset: usize,
+    /// Frames left in the held block.
+    remaining: u32,
+    /// A frame with its VLAN tag put back (the kernel strips it into the header).
+    vlan_buf: Vec<u8>,
+    kernel: KernelCounters,
+    /// Frames lost to blocks or frame headers that failed their checks.
+    ring_errors: u64,
+    /// Blocks walked.
+    blocks: u64,
+}
+
+impl RingSource {
+    fn new(sock: PacketSocket, ring: Ring) -> Self {
+        RingSource {
+            sock,
+            ring,
+            offset: 0,
+            remaining: 0,
+            vlan_buf: Vec::with_capacity(2048),
+            kernel: KernelCounters::default(),
+            ring_errors: 0,
+            blocks: 0,
+        }
+    }
+
+    /// Waits up to `timeout_ms` for a block (poll). Returns early on a signal.
+    ///
+    /// # Errors
+    /// The poll error.
+    pub fn wait(&self, timeout_ms: i32) -> io::Result<()> {
+        self.sock.poll_readable(timeout_ms).map(|_| ())
+    }
+
+    /// Reads the kernel counters (and adds them to the totals; the kernel resets them).
+    ///
+    /// # Errors
+    /// The getsockopt error.
+    pub fn kernel_counters(&mut self) -> io::Result<KernelCounters> {
+        let st = self.sock.take_stats()?;
+        self.kernel.packets = self.kernel.packets.saturating_add(u64::from(st.tp_packets));
+        self.kernel.drops = self.kernel.drops.saturating_add(u64::from(st.tp_drops));
+        self.kernel.freezes = self
+            .kernel
+            .freezes
+            .saturating_add(u64::from(st.tp_freeze_q_cnt));
+        Ok(self.kernel)
+    }
+
+    /// Frames lost to ring blocks that failed their checks (should stay 0).
+    #[must_use]
+    pub fn ring_errors(&self) -> u64 {
+        self.ring_errors
+    }
+
+    /// Blocks walked so far.
+    #[must_use]
+    pub fn blocks(&self) -> u64 {
+        self.blocks
+    }
+
+    /// Finds the next frame: its offset in the held block, or `None` when no block is ready.
+    fn advance(&mut self) -> Option<usize> {
+        loop {
+            if self.remaining > 0 {
+                let block = self.ring.held_block()?;
+                let Ok(view) = ring::view(block) else {
+                    self.ring_errors += u64::from(self.remaining);
+                    self.remaining = 0;
+                    continue;
+                };
+                let mut frames = Frames::at(&view, self.offset, self.remaining);
+                match frames.next() {
+                    Some(Ok(f)) => {
+                        let here = self.offset;
+                        self.offset = frames.offset();
+                        self.remaining = frames.remaining();
+                        if f.is_loopback_outgoing() {
+                            continue;
+                        }
+                        return Some(here);
+                    }
+                    _ => {
+                        self.ring_errors += u64::from(self.remaining);
+                        self.remaining = 0;
+                        continue;
+                    }
+                }
+            }
+            // The held block (if any) is exhausted: give it back and look at the next one.
+            self.ring.release();
+            if !self.ring.try_acquire() {
+                return None;
+            }
+            self.blocks += 1;
+            let block = self.ring.held_block()?;
+            match ring::view(block) {
+                Ok(v) => {
+                    self.offset = v.offset_to_first_pkt() as usize;
+                    self.remaining = v.num_pkts();
+                }
+                Err(_) => {
+                    // A descriptor that does not check: nothing in it can be trusted, and
+                    // its frame count is unknown. Counted as one error.
+                    self.ring_errors += 1;
+                    self.remaining = 0;
+                }
+            }
+        }
+    }
+}
+
+impl FrameSource for RingSource {
+    fn link_type(&self) -> u32 {
+        LINKTYPE_ETHERNET
+    }
+
+    fn next(&mut self) -> Result<Option<Frame<'_>>, SourceError> {
+        let Some(offset) = self.advance() else {
+            return Ok(None);
+        };
+        // advance() checked this header a moment ago; building the view again is a handful
+        // of bounds checks. `self.ring` and `self.vlan_buf` are disjoint fields, so the frame
+        // can borrow the block while the VLAN buffer is written.
+        let Some(block) = self.ring.held_block() else {
+            return Ok(None);
+        };
+        let Ok(view) = ring::view(block) else {
+            return Ok(None);
+        };
+        let Some(Ok(f)) = Frames::at(&view, offset, 1).next() else {
+            return Ok(None);
+        };
+        let (wire_len, ts_ns, data) = (f.wire_len(), f.ts_ns(), f.data());
+        if let (Some((tpid, tci)), true) = (f.stripped_vlan(), data.len() >= 12) {
+            // The kernel (or the NIC) removed the 802.1Q tag; put it back after the MAC
+            // addresses so the parser sees the frame as it was on the wire (as libpcap does).
+            self.vlan_buf.clear();
+            self.vlan_buf.extend_from_slice(&data[..12]);
+            self.vlan_buf.extend_from_slice(&tpid.to_be_bytes());
+            self.vlan_buf.extend_from_slice(&tci.to_be_bytes());
+            self.vlan_buf.extend_from_slice(&data[12..]);
+            return Ok(Some(Frame {
+                data: &self.vlan_buf,
+                wire_len: wire_len.saturating_add(4),
+                ts_ns,
+            }));
+        }
+        Ok(Some(Frame {
+            data,
+            wire_len,
+            ts_ns,
+        }))
+    }
+}
+
+/// Compiles a tcpdump-syntax filter to classic BPF for Ethernet by running
+/// `tcpdump -ddd -y EN10MB EXPR` (libpcap's `pcap_open_dead`: no interface is opened, no
+/// privilege is used). When the helper is root, tcpdump runs as `run_as` (uid, gid) so no
+/// privileged child process ever exists. Using libpcap's own compiler keeps the syntax
+/// exactly tcpdump's, without linking libpcap into the privileged helper.
+///
+/// # Errors
+/// A message with tcpdump's error (syntax error, tcpdump missing) or a malformed program.
+pub fn compile_filter(expr: &str, run_as: Option<(u32, u32)>) -> Result<Vec<SockFilter>, String> {
+    use std::os::unix::process::CommandExt as _;
+    let mut cmd = Command::new("tcpdump");
+    cmd.args(["-ddd", "-y", "EN10MB", "--", expr])
+        .env_clear()
+        .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
+    if let Some((uid, gid)) = run_as {
+        // std also calls setgroups(0) when a root parent sets the uid: no supplementary groups.
+        cmd.uid(uid).gid(gid);
+    }
+    let out = cmd
+        .output()
+        .map_err(|e| format!("running tcpdump to compile the filter: {e}"))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let msg = err
+            .lines()
+            .filter(|l| !l.contains("assuming Ethernet"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(format!("invalid capture filter {expr:?}: {msg}"));
+    }
+    parse_ddd(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// Parses `tcpdump -ddd` output: a count line, then `code jt jf k` per instruction.
+///
+/// # Errors
+/// A message for a malformed listing.
+pub fn parse_ddd(text: &str) -> Result<Vec<SockFilter>, String> {
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    let n: usize = lines
+        .next()
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(|| "tcpdump -ddd: missing instruction count".to_string())?;
+    if n == 0 || n > 4096 {
+        return Err(format!("tcpdump -ddd: {n} instructions"));
+    }
+    let mut prog = Vec::with_capacity(n);
+    for line in lines {
+        let f: Vec<&str> = line.split_ascii_whitespace().collect();
+        let bad = || format!("tcpdump -ddd: bad instruction line {line:?}");
+        if f.len() != 4 {
+            return Err(bad());
+        }
+        prog.push(SockFilter {
+            code: f[0].parse().map_err(|_| bad())?,
+            jt: f[1].parse().map_err(|_| bad())?,
+            jf: f[2].parse().map_err(|_| bad())?,
+            k: f[3].parse().map_err(|_| bad())?,
+        });
+    }
+    if prog.len() != n {
+        return Err(format!(
+            "tcpdump -ddd: announced {n} instructions, got {}",
+            prog.len()
+        ));
+    }
+    Ok(prog)
+}
+
+/// The interface of the IPv4 default route (`/proc/net/route`, destination 0 and mask 0,
+/// lowest metric), or `None`.
+#[must_use]
+pub fn default_route_interface() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/net/route").ok()?;
+    default_route_from(&text)
+}
+
+fn default_route_from(text: &str) -> Option<String> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            // Iface Destination Gateway Flags RefCnt Use Metric Mask ...
+            if f.len() < 8 || f[1] != "00000000" || f[7] != "00000000" {
+                return None;
+            }
+            let flags = u32::from_str_radix(f[3], 16).ok()?;
+            if flags & 0x1 == 0 {
+                return None; // RTF_UP
+            }
+            Some((f[6].parse::<u32>().unwrap_or(u32::MAX), f[0].to_string()))
+        })
+        .min()
+        .map(|(_, name)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_geometry_is_valid_and_16_mib() {
+        let r = RingConfig::default().to_req().expect("valid");
+        assert_eq!(
+            u64::from(r.tp_block_size) * u64::from(r.tp_block_nr),
+            16 << 20
+        );
+        assert_eq!(r.tp_frame_nr, (1 << 20) / 2048 * 16);
+        assert!(RingConfig {
+            block_size: 1000,
+            ..RingConfig::default()
+        }
+        .to_req()
+        .is_err());
+        assert!(RingConfig {
+            frame_size: 100,
+            ..RingConfig::default()
+        }
+        .to_req()
+        .is_err());
+        assert!(RingConfig {
+            block_nr: 0,
+            ..RingConfig::default()
+        }
+        .to_req()
+        .is_err());
+    }
+
+    #[test]
+    fn parses_tcpdump_ddd() {
+        let p = parse_ddd("2\n40 0 0 12\n6 0 0 262144\n").expect("valid");
+        assert_eq!(
+            p[0],
+            SockFilter {
+                code: 40,
+                jt: 0,
+                jf: 0,
+                k: 12
+            }
+        );
+        assert_eq!(p.len(), 2);
+        assert!(parse_ddd("3\n40 0 0 12\n").is_err());
+        assert!(parse_ddd("1\n40 0 x 12\n").is_err());
+        assert!(parse_ddd("").is_err());
+    }
+
+    #[test]
+    fn finds_the_default_route() {
+        let t =
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                 eth1\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+                 eth0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n\
+                 wlan0\t00000000\t0101A8C0\t0003\t0\t0\t600\t00000000\t0\t0\t0\n";
+        assert_eq!(default_route_from(t), Some("eth0".to_string()));
+        assert_eq!(default_route_from("Iface\n"), None);
+    }
+
+    fn is_root() -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    /// Counts UDP frames to `port` in `src` for up to `max_ms` or until `want` are seen.
+    fn count_udp_to(src: &mut RingSource, port: u16, want: usize, max_ms: u64) -> (usize, u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_millis(max_ms);
+        let (mut n, mut bytes) = (0, 0u64);
+        while n < want && std::time::Instant::now() < deadline {
+            while let Ok(Some(f)) = src.next() {
+                // Ethernet (14, all-zero MACs on lo) + IPv4 (20) + UDP: dst port at 36..38.
+                let d = f.data;
+                if d.len() >= 42
+                    && d[12..14] == [8, 0]
+                    && d[23] == 17
+                    && d[36..38] == port.to_be_bytes()
+                {
+                    n += 1;
+                    bytes += u64::from(f.wire_len);
+                }
+            }
+            src.wait(20).expect("poll");
+        }
+        (n, bytes)
+    }
+
+    /// Needs root (CAP_NET_RAW): opens a real ring on `lo` and sees our own datagrams, with
+    /// and without a capture filter. Only loopback traffic is sent.
+    #[test]
+    fn ring_on_loopback_sees_datagrams_needs_root() {
+        if !is_root() {
+            eprintln!("SKIPPED: needs root");
+            return;
+        }
+        let ring = RingConfig {
+            block_size: 1 << 16,
+            block_nr: 4,
+            frame_size: 2048,
+            retire_ms: 5,
+        };
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let port = rx.local_addr().expect("addr").port();
+        let other = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let other_port = other.local_addr().expect("addr").port();
+        let prog = compile_filter(&format!("udp dst port {port}"), None).expect("tcpdump compiles");
+
+        let mut all = open_ring(&OpenSpec {
+            interface: "lo",
+            ring,
+            promisc: false,
+            filter: None,
+            fanout_group: None,
+        })
+        .expect("open ring on lo");
+        let mut filtered = open_ring(&OpenSpec {
+            interface: "lo",
+            ring,
+            promisc: false,
+            filter: Some(&prog),
+            fanout_group: None,
+        })
+        .expect("open filtered ring on lo");
+
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let mut want_bytes = 0u64;
+        for i in 0..200usize {
+            let payload = vec![0u8; 10 + i];
+            tx.send_to(&payload, ("127.0.0.1", port)).expect("send");
+            tx.send_to(&payload, ("127.0.0.1", other_port))
+                .expect("send");
+            want_bytes += (14 + 20 + 8 + 10 + i) as u64;
+        }
+        let (n, bytes) = count_udp_to(&mut all, port, 200, 3000);
+        assert_eq!((n, bytes), (200, want_bytes));
+        let (n, bytes) = count_udp_to(&mut filtered, port, 200, 3000);
+        assert_eq!((n, bytes), (200, want_bytes));
+        let (n_other, _) = count_udp_to(&mut filtered, other_port, 1, 300);
+        assert_eq!(n_other, 0, "the filter let another port through");
+        let k = all.kernel_counters().expect("stats");
+        assert!(k.packets >= 400, "kernel counted {k:?}");
+        assert_eq!(k.drops, 0);
+        assert_eq!(all.ring_errors(), 0);
+        assert!(all.blocks() > 0);
+    }
+}

@@ -1,0 +1,115 @@
+//! The seccomp allowlist: compiled from the reviewed JSON file, applied to every thread.
+
+use seccompiler::{BpfProgram, TargetArch};
+use std::io;
+
+/// The reviewed policy file (`capture-helper/seccomp/netwatch-capture.json`), compiled in.
+pub const POLICY_JSON: &str = include_str!("../../seccomp/netwatch-capture.json");
+
+/// Name of the filter inside the policy file.
+pub const FILTER_NAME: &str = "netwatch-capture";
+
+/// Why the filter could not be built or applied.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    /// This CPU architecture has no policy.
+    #[error("no seccomp policy for architecture {0}")]
+    UnsupportedArch(&'static str),
+    /// The JSON does not compile (a typo in the reviewed file).
+    #[error("compiling the seccomp policy: {0}")]
+    Compile(String),
+    /// The compiled program is empty or over the kernel's 4096 instructions.
+    #[error("seccomp program has {0} instructions (must be 1..=4096)")]
+    Size(usize),
+    /// The kernel refused the filter.
+    #[error("applying the seccomp filter: {0}")]
+    Apply(io::Error),
+}
+
+/// Compiles the policy for this architecture. Done before the privilege drop so that a bad
+/// policy fails the start, not the capture.
+///
+/// # Errors
+/// [`SeccompError`] when the architecture is unsupported or the policy does not compile.
+pub fn compile() -> Result<BpfProgram, SeccompError> {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => TargetArch::x86_64,
+        other => return Err(SeccompError::UnsupportedArch(other)),
+    };
+    let mut map = seccompiler::compile_from_json(POLICY_JSON.as_bytes(), arch)
+        .map_err(|e| SeccompError::Compile(e.to_string()))?;
+    let prog = map
+        .remove(FILTER_NAME)
+        .ok_or_else(|| SeccompError::Compile(format!("no filter named {FILTER_NAME}")))?;
+    if prog.is_empty() || prog.len() > 4096 {
+        return Err(SeccompError::Size(prog.len()));
+    }
+    Ok(prog)
+}
+
+/// Applies the filter to every thread of the process (SECCOMP_FILTER_FLAG_TSYNC), so capture
+/// threads spawned before this point are confined too. Needs no_new_privs (set before).
+///
+/// # Errors
+/// [`SeccompError::Apply`] with the OS error.
+pub fn apply(prog: &BpfProgram) -> Result<(), SeccompError> {
+    seccompiler::apply_filter_all_threads(prog)
+        .map_err(|e| SeccompError::Apply(io::Error::other(e.to_string())))
+}
+
+/// Test-only hook (`NETWATCH_TEST_FORBIDDEN_SYSCALL=1`): calls `mkdirat`, which the policy
+/// does not allow, so the kernel kills the process with SIGSYS. Without seccomp it creates
+/// `path` (the test checks that it does not exist afterwards).
+pub fn forbidden_syscall(path: &std::ffi::CStr) -> io::Result<()> {
+    // SAFETY: mkdirat reads the NUL-terminated `path`, alive for the call; no other memory.
+    let rc = unsafe { libc::syscall(libc::SYS_mkdirat, libc::AT_FDCWD, path.as_ptr(), 0o700) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_compiles_and_every_entry_has_a_comment() {
+        let prog = compile().expect("policy compiles");
+        assert!(!prog.is_empty());
+        let v: serde_json::Value = serde_json::from_str(POLICY_JSON).expect("valid JSON");
+        let filter = v[FILTER_NAME]["filter"].as_array().expect("filter array");
+        assert!(filter.len() > 10);
+        for rule in filter {
+            let name = rule["syscall"].as_str().expect("syscall name");
+            let comment = rule["comment"].as_str().unwrap_or("");
+            assert!(comment.len() > 10, "entry {name} lacks a reviewed comment");
+            for arg in rule["args"].as_array().into_iter().flatten() {
+                assert!(
+                    arg["comment"].as_str().is_some_and(|c| !c.is_empty()),
+                    "{name}: condition without comment"
+                );
+            }
+        }
+        assert_eq!(v[FILTER_NAME]["mismatch_action"], "kill_process");
+        for forbidden in [
+            "execve",
+            "execveat",
+            "clone",
+            "clone3",
+            "fork",
+            "vfork",
+            "open",
+            "openat",
+            "mkdirat",
+            "ptrace",
+            "bind",
+            "setsockopt_any",
+        ] {
+            assert!(
+                !filter.iter().any(|r| r["syscall"] == forbidden),
+                "{forbidden} must not be on the allowlist"
+            );
+        }
+    }
+}
