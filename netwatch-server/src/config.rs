@@ -30,6 +30,9 @@ pub enum ConfigError {
         /// Parser message.
         message: String,
     },
+    /// The security settings refuse to start (e.g. a non-loopback address without a token).
+    #[error(transparent)]
+    Security(#[from] crate::security::SecurityError),
     /// A value is out of range or malformed.
     #[error("invalid value for {option}: {message}")]
     Value {
@@ -94,6 +97,9 @@ pub struct Args {
     /// Log format: text or json [default: text].
     #[arg(long, env = "NETWATCH_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Security flags (issue 7): token, origins, rate limits, TLS.
+    #[command(flatten)]
+    pub security: crate::security::SecurityArgs,
 }
 
 /// The TOML file: the same keys as the flags, with underscores.
@@ -122,6 +128,8 @@ pub struct FileConfig {
     pub log: Option<String>,
     /// See [`Args::log_format`].
     pub log_format: Option<String>,
+    /// The `[security]` table (issue 7), see [`crate::security::SecurityFile`].
+    pub security: Option<crate::security::SecurityFile>,
 }
 
 /// Log output format.
@@ -154,8 +162,8 @@ pub struct Config {
     pub log: String,
     /// Log format.
     pub log_format: LogFormat,
-    // Issue 7 (security: token auth, rate limits, headers, TLS, Prometheus) adds its
-    // settings here, next to the hook in `http::router`.
+    /// Security settings (issue 7): tokens, rate limits, origins, TLS.
+    pub security: crate::security::SecurityConfig,
 }
 
 impl Default for Config {
@@ -170,6 +178,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             log: "info".into(),
             log_format: LogFormat::Text,
+            security: crate::security::SecurityConfig::default(),
         }
     }
 }
@@ -326,10 +335,16 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        let listen = a.listen.or(f.listen).unwrap_or(d.listen);
+        // Issue 7: tokens load here, and a non-loopback `listen` without one is refused.
+        let security = a
+            .security
+            .over(f.security)
+            .build(listen, |k| std::env::var(k).ok())?;
         Ok(Config {
             socket: a.socket.or(f.socket).unwrap_or(d.socket),
             socket_mode,
-            listen: a.listen.or(f.listen).unwrap_or(d.listen),
+            listen,
             allow_uids: a.allow_uids.or(f.allow_uids).unwrap_or(d.allow_uids),
             allow_gids: a.allow_gids.or(f.allow_gids).unwrap_or(d.allow_gids),
             max_helpers,
@@ -340,6 +355,7 @@ impl Config {
             },
             log: a.log.or(f.log).unwrap_or(d.log),
             log_format,
+            security,
         })
     }
 }

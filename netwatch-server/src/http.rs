@@ -72,7 +72,17 @@ pub fn router(state: AppState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-/// What the server serves: [`router`] plus the layers of issue 7 (none yet).
+/// What the server serves: `GET /metrics` (Prometheus) and [`router`], wrapped in the
+/// security layer of issue 7 ([`crate::security::protect`]: rate limits, token, Host/Origin,
+/// CORS, security headers on every response, HTTP metrics).
 pub fn app(state: AppState) -> BoxedFilter<(Response,)> {
-    router(state)
+    let security = std::sync::Arc::new(crate::security::Security::new(
+        &state.config.security,
+        Some(state.metrics.clone()),
+    ));
+    let metrics = crate::metrics::route(state.metrics.clone(), state.clone());
+    let routes = metrics.or(router(state)).unify().boxed();
+    crate::security::protect(security, routes)
+        .map(warp::Reply::into_response)
+        .boxed()
 }

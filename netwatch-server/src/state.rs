@@ -25,6 +25,8 @@ pub struct AppState {
     pub shutdown: broadcast::Sender<()>,
     /// Wall clock at start, ns.
     pub started_wall_ns: u64,
+    /// Prometheus metrics (issue 7): HTTP and WebSocket counters, read at `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The wall clock in ns since the epoch.
@@ -50,6 +52,7 @@ impl AppState {
             updates,
             shutdown,
             started_wall_ns: wall_ns(),
+            metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }
 

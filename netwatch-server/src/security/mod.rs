@@ -27,7 +27,6 @@ pub mod ratelimit;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -38,6 +37,7 @@ use warp::http::{Method, StatusCode};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use crate::api::error::{ApiError, RequestId, REQUEST_ID_HEADER};
 use crate::metrics::Metrics;
 pub use auth::{Token, TokenError, TokenSet};
 pub use origin::OriginPolicy;
@@ -67,8 +67,8 @@ see this host's traffic. Listen on 127.0.0.1 (the default), or configure a beare
 }
 
 /// Command-line flags and environment variables of the security layer (flattened into the
-/// server's command line).
-#[derive(Debug, Clone, clap::Args)]
+/// server's command line; the `[security]` table of the config file has the same keys).
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct SecurityArgs {
     /// File with the bearer token(s), one per line (several allow rotation); must not be
     /// readable by other users. Required to listen on a non-loopback address. The token may
@@ -79,35 +79,25 @@ pub struct SecurityArgs {
     /// (e.g. https://grafana.example:3000); repeat or separate with commas.
     #[arg(
         long = "allow-origin",
-        env = "NETWATCH_ALLOWED_ORIGINS",
+        env = "NETWATCH_ALLOW_ORIGINS",
         value_delimiter = ',',
         value_name = "ORIGIN"
     )]
-    pub allowed_origins: Vec<String>,
+    pub allow_origins: Option<Vec<String>>,
     /// Extra host name (Host header) a server without a token answers to, besides loopback.
     #[arg(
         long = "allow-host",
-        env = "NETWATCH_ALLOWED_HOSTS",
+        env = "NETWATCH_ALLOW_HOSTS",
         value_delimiter = ',',
         value_name = "NAME"
     )]
-    pub allowed_hosts: Vec<String>,
-    /// Requests per minute per non-loopback client (0: unlimited).
-    #[arg(
-        long,
-        env = "NETWATCH_RATE_LIMIT",
-        default_value_t = 100,
-        value_name = "N"
-    )]
-    pub rate_limit: u32,
-    /// Requests per minute per loopback client (0: unlimited).
-    #[arg(
-        long,
-        env = "NETWATCH_RATE_LIMIT_LOOPBACK",
-        default_value_t = 1000,
-        value_name = "N"
-    )]
-    pub rate_limit_loopback: u32,
+    pub allow_hosts: Option<Vec<String>>,
+    /// Requests per minute per non-loopback client, 0 for no limit [default: 100].
+    #[arg(long, env = "NETWATCH_RATE_LIMIT", value_name = "N")]
+    pub rate_limit: Option<u32>,
+    /// Requests per minute per loopback client, 0 for no limit [default: 1000].
+    #[arg(long, env = "NETWATCH_RATE_LIMIT_LOOPBACK", value_name = "N")]
+    pub rate_limit_loopback: Option<u32>,
     /// PEM certificate chain: serve HTTPS (with --tls-key).
     #[arg(long, env = "NETWATCH_TLS_CERT", value_name = "PATH")]
     pub tls_cert: Option<PathBuf>,
@@ -116,18 +106,39 @@ pub struct SecurityArgs {
     pub tls_key: Option<PathBuf>,
 }
 
-impl Default for SecurityArgs {
-    /// The same defaults as the command line (100 and 1000 requests per minute).
-    fn default() -> Self {
-        let r = RateLimits::default();
-        Self {
-            token_file: None,
-            allowed_origins: Vec::new(),
-            allowed_hosts: Vec::new(),
-            rate_limit: r.remote,
-            rate_limit_loopback: r.loopback,
-            tls_cert: None,
-            tls_key: None,
+/// The `[security]` table of the config file (same keys as [`SecurityArgs`]).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityFile {
+    /// See [`SecurityArgs::token_file`].
+    pub token_file: Option<PathBuf>,
+    /// See [`SecurityArgs::allow_origins`].
+    pub allow_origins: Option<Vec<String>>,
+    /// See [`SecurityArgs::allow_hosts`].
+    pub allow_hosts: Option<Vec<String>>,
+    /// See [`SecurityArgs::rate_limit`].
+    pub rate_limit: Option<u32>,
+    /// See [`SecurityArgs::rate_limit_loopback`].
+    pub rate_limit_loopback: Option<u32>,
+    /// See [`SecurityArgs::tls_cert`].
+    pub tls_cert: Option<PathBuf>,
+    /// See [`SecurityArgs::tls_key`].
+    pub tls_key: Option<PathBuf>,
+}
+
+impl SecurityArgs {
+    /// Flags (and their variables) over the file's `[security]` table.
+    #[must_use]
+    pub fn over(self, file: Option<SecurityFile>) -> SecurityArgs {
+        let f = file.unwrap_or_default();
+        SecurityArgs {
+            token_file: self.token_file.or(f.token_file),
+            allow_origins: self.allow_origins.or(f.allow_origins),
+            allow_hosts: self.allow_hosts.or(f.allow_hosts),
+            rate_limit: self.rate_limit.or(f.rate_limit),
+            rate_limit_loopback: self.rate_limit_loopback.or(f.rate_limit_loopback),
+            tls_cert: self.tls_cert.or(f.tls_cert),
+            tls_key: self.tls_key.or(f.tls_key),
         }
     }
 }
@@ -193,15 +204,16 @@ impl SecurityArgs {
             (None, None) => None,
             _ => return Err(SecurityError::TlsHalfConfigured),
         };
+        let d = RateLimits::default();
         Ok(SecurityConfig {
             tokens,
             rate: RateLimits {
-                remote: self.rate_limit,
-                loopback: self.rate_limit_loopback,
-                ..RateLimits::default()
+                remote: self.rate_limit.unwrap_or(d.remote),
+                loopback: self.rate_limit_loopback.unwrap_or(d.loopback),
+                ..d
             },
-            allowed_origins: self.allowed_origins.clone(),
-            allowed_hosts: self.allowed_hosts.clone(),
+            allowed_origins: self.allow_origins.clone().unwrap_or_default(),
+            allowed_hosts: self.allow_hosts.clone().unwrap_or_default(),
             tls,
         })
     }
@@ -261,12 +273,13 @@ impl Verdict {
         self.status
     }
 
-    fn into_response(self, request_id: &str) -> Response {
+    fn into_response(self, request_id: &RequestId) -> Response {
         let mut resp = match self.code {
             Some(code) => error_response(self.status, code, self.message, request_id),
             None => {
                 let mut r = Response::new(warp::hyper::body::Bytes::new().into());
                 *r.status_mut() = self.status;
+                request_id.tag(&mut r);
                 r
             }
         };
@@ -496,37 +509,37 @@ impl Security {
     }
 }
 
-static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
-
-/// A request id for error bodies (`requestId`, API-30/32): process-unique.
+/// A request id for the security layer's own answers (`requestId`, API-30/32), honouring
+/// an acceptable client `X-Request-Id` like the router does.
 #[must_use]
-pub fn next_request_id() -> String {
-    format!("nw-{:08x}", REQUEST_SEQ.fetch_add(1, Ordering::Relaxed))
+pub fn request_id(headers: Option<&HeaderMap>) -> RequestId {
+    RequestId::new(
+        headers
+            .and_then(|h| h.get(REQUEST_ID_HEADER))
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
-/// The seeds' error body (API-30) with `status`.
+/// The seeds' error body (API-30) with `status`, through the API's own error type.
 #[must_use]
-pub fn error_response(status: StatusCode, code: &str, message: &str, request_id: &str) -> Response {
-    let body = serde_json::json!({
-        "error": {
-            "code": code,
-            "message": message,
-            "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "requestId": request_id,
-        }
-    });
-    let mut resp = Response::new(body.to_string().into());
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    resp
+pub fn error_response(
+    status: StatusCode,
+    code: &'static str,
+    message: &str,
+    rid: &RequestId,
+) -> Response {
+    ApiError {
+        status,
+        code,
+        message: message.to_owned(),
+        details: None,
+    }
+    .into_response(rid)
 }
 
 /// Turns a rejection that reached the top into the seeds' error body.
 fn rejection_response(rej: &Rejection) -> Response {
-    let id = next_request_id();
+    let id = request_id(None);
     if rej.is_not_found() {
         return error_response(StatusCode::NOT_FOUND, "NOT_FOUND", "No such resource", &id);
     }
@@ -613,7 +626,7 @@ pub fn protect(
                     headers: v.headers.clone(),
                     reason: v.reason,
                 }
-                .into_response(&next_request_id()),
+                .into_response(&request_id(None)),
                 None => rejection_response(&rej),
             };
             Ok::<Response, Infallible>(resp)
