@@ -39,7 +39,8 @@ pub enum Pace {
         Replay:   netwatch-capture --read FILE --connect SOCKET [--pace realtime|fast]\n\
         Live:     netwatch-capture --interface IFACE [--connect SOCKET]\n\n\
         Exit codes: 0 success, 1 input or runtime error (unreadable, corrupt, cut or\n\
-        non-Ethernet capture, I/O error), 2 usage error, 3 mode not available in this build."
+        non-Ethernet capture, I/O error), 2 usage error, 3 mode not available in this build, 4 live capture without\n\
+        CAP_NET_RAW."
 )]
 pub struct LowArgs {
     /// Read frames from a pcap or pcapng file (`-` = standard input).
@@ -79,6 +80,10 @@ pub struct LowArgs {
     /// End a flow's record after this many seconds; the flow continues (0 = never).
     #[arg(long, value_name = "SECONDS", default_value_t = TableConfig::DEFAULT_ACTIVE_TIMEOUT_NS / 1_000_000_000)]
     pub active_timeout: u64,
+
+    /// Live-capture options (see `run`).
+    #[command(flatten)]
+    pub live: crate::run::LiveFlags,
 }
 
 /// A flag combination that does not make sense.
@@ -108,6 +113,8 @@ pub struct LiveConfig {
     pub socket: PathBuf,
     /// Flow table settings.
     pub table: TableConfig,
+    /// Live-capture options.
+    pub flags: crate::run::LiveFlags,
 }
 
 /// What to run.
@@ -142,7 +149,12 @@ impl LowArgs {
             ..TableConfig::default()
         };
         let offline_only = self.summary || self.format != OutputFormat::Csv;
-        match (self.read, self.interface) {
+        // `--connect SOCKET` alone means live capture on the default route's interface.
+        let interface = match (&self.read, self.interface, &self.connect) {
+            (None, None, Some(_)) => crate::live::default_route_interface(),
+            (_, i, _) => i,
+        };
+        match (self.read, interface) {
             (Some(_), Some(_)) => usage("--read and --interface cannot be used together"),
             (None, None) => usage(
                 "one of --read FILE (offline or replay) or --interface IFACE (live) is required",
@@ -192,6 +204,7 @@ impl LowArgs {
                     interface,
                     socket,
                     table,
+                    flags: self.live,
                 }))
             }
         }

@@ -8,8 +8,9 @@
 
 use anyhow::Context as _;
 use clap::Parser;
+use netwatch_capture::cli::LiveConfig;
 use netwatch_capture::cli::{LowArgs, Mode};
-use netwatch_capture::offline;
+use netwatch_capture::{export, offline, run};
 use std::io;
 use std::process::ExitCode;
 
@@ -18,8 +19,13 @@ use std::process::ExitCode;
 enum Exit {
     #[error("{0}")]
     Usage(String),
+    // Exit code 3 stays documented for builds without a mode; every mode is built now.
+    #[allow(dead_code)]
     #[error("{0}")]
     NotAvailable(&'static str),
+    /// CAP_NET_RAW missing: exit code 4 (netwatch_capture::run::EXIT_NO_CAPABILITY).
+    #[error("{0}")]
+    NoCapability(String),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +41,7 @@ fn main() -> ExitCode {
             match e.downcast_ref::<Exit>() {
                 Some(Exit::Usage(_)) => ExitCode::from(2),
                 Some(Exit::NotAvailable(_)) => ExitCode::from(3),
+                Some(Exit::NoCapability(_)) => ExitCode::from(run::EXIT_NO_CAPABILITY),
                 None => ExitCode::from(1),
             }
         }
@@ -50,16 +57,35 @@ fn run(args: LowArgs) -> anyhow::Result<()> {
             offline::run(&cfg, &mut stdout.lock(), &mut stderr.lock()).context("offline mode")?;
             Ok(())
         }
-        // Replay: the server engineer's `replay` module plugs in here.
-        Mode::Replay(_) => Err(Exit::NotAvailable(
-            "replay to a server (--read FILE --connect SOCKET) is not yet available in this build",
-        )
-        .into()),
-        // Live capture: the live engineer's `run` module plugs in here.
-        Mode::Live(_) => Err(Exit::NotAvailable(
-            "live capture (--interface IFACE) is not yet available in this build",
-        )
-        .into()),
+        // Replay: a capture streamed to the server (`replay`).
+        Mode::Replay(cfg) => {
+            netwatch_capture::replay::run(&cfg).context("replay")?;
+            Ok(())
+        }
+        // Live capture: startup order and loop in `run`, exporter in `export`.
+        Mode::Live(cfg) => live(&cfg),
+    }
+}
+
+fn live(cfg: &LiveConfig) -> anyhow::Result<()> {
+    let run_cfg = run::RunConfig {
+        interface: cfg.interface.clone(),
+        socket: cfg.socket.clone(),
+        table: cfg.table,
+        flags: cfg.flags.clone(),
+    };
+    let mut ecfg = export::ExporterConfig::new(
+        cfg.socket.clone(),
+        cfg.interface.clone(),
+        netwatch_capture::source::LINKTYPE_ETHERNET,
+        run::LIVE_SNAPLEN,
+        netwatch_protocol::SourceKind::Live,
+    );
+    ecfg.backlog_batches = cfg.flags.instance_backlog;
+    match run::run(&run_cfg, move || export::Exporter::new(ecfg)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_missing_capability() => Err(Exit::NoCapability(e.to_string()).into()),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -188,6 +188,24 @@ fn parse_ipv4(p: &[u8], reported: usize, vlan: u16) -> Verdict {
     } else {
         total
     };
+    // The datagram ends at its total length (tshark trims the buffer to it) or at the end
+    // of the captured bytes, whichever comes first.
+    let limit = p.len().min(ip_len);
+    let mut route_dst: Option<&[u8]> = None;
+    if ihl > IPV4_MIN_HEADER_LEN {
+        // tshark reads the destination only after looking for a loose/strict source-route
+        // option; with one, the flow's destination is the route's final hop. An option
+        // byte the walk needs but cannot read ends the dissection before the destination.
+        let opts = p.get(IPV4_MIN_HEADER_LEN..limit).unwrap_or(&[]);
+        match source_route_offset(opts, ihl - IPV4_MIN_HEADER_LEN) {
+            Some(0) => {}
+            // The route's final hop is reported only when the whole header was captured.
+            Some(n) if limit >= ihl => {
+                route_dst = p.get(ipv4_field::DST + n..ipv4_field::DST + n + 4)
+            }
+            Some(_) | None => return invalid,
+        }
+    }
     let frag =
         u16::from_be_bytes([hdr[ipv4_field::FLAGS_FRAG], hdr[ipv4_field::FLAGS_FRAG + 1]]) & 0x1fff;
     let mut pkt = Packet {
@@ -199,14 +217,52 @@ fn parse_ipv4(p: &[u8], reported: usize, vlan: u16) -> Verdict {
         ..Packet::default()
     };
     pkt.src[..4].copy_from_slice(&hdr[ipv4_field::SRC..ipv4_field::SRC + 4]);
-    pkt.dst[..4].copy_from_slice(&hdr[ipv4_field::DST..ipv4_field::DST + 4]);
-    // The datagram ends at its total length (tshark trims the buffer to it) or at the end
-    // of the captured bytes, whichever comes first.
-    let limit = p.len().min(ip_len);
+    pkt.dst[..4].copy_from_slice(route_dst.unwrap_or(&hdr[ipv4_field::DST..ipv4_field::DST + 4]));
     if !pkt.nonfirst_fragment {
         transport(&mut pkt, p, ihl, limit);
     }
     Verdict::Flow(pkt)
+}
+
+/// Walks IPv4 options as tshark's `get_dst_offset` does: `Some(0)` when there is no usable
+/// loose/strict source route, `Some(n)` when there is one (the destination is then taken
+/// from it), `None` when a byte the walk needs was not captured.
+fn source_route_offset(opts: &[u8], optlen: usize) -> Option<usize> {
+    const EOL: u8 = 0;
+    const NOP: u8 = 1;
+    const LSRR: u8 = 131;
+    const SSRR: u8 = 137;
+    let mut off = 0usize;
+    let mut left = optlen;
+    while left > 0 {
+        let opt = *opts.get(off)?;
+        left -= 1;
+        if opt != EOL && opt != NOP {
+            if left == 0 {
+                return Some(0);
+            }
+            let len = usize::from(*opts.get(off + 1)?);
+            left -= 1;
+            if len < 2 || len - 2 > left {
+                return Some(0);
+            }
+            if opt == LSRR || opt == SSRR {
+                let ptr = usize::from(*opts.get(off + 2)?);
+                if ptr < 4 || ptr & 3 != 0 || ptr > len {
+                    return Some(0);
+                }
+                return Some(off + len);
+            }
+            off += len;
+            left -= len - 2;
+        } else {
+            off += 1;
+        }
+        if opt == EOL {
+            return Some(0);
+        }
+    }
+    Some(0)
 }
 
 /// IPv6 header at the start of `p`.
@@ -225,37 +281,78 @@ fn parse_ipv6(p: &[u8], vlan: u16) -> Verdict {
         ..Packet::default()
     };
     let limit = p.len().min(IPV6_HEADER_LEN + plen);
+    let b = &p[..limit];
     let mut off = IPV6_HEADER_LEN;
     while matches!(pkt.proto, 0 | 43 | 44 | 60) {
-        let (Some(&next), Some(&len_byte)) = (p[..limit].get(off), p[..limit].get(off + 1)) else {
+        // What tshark needs to report this header's next-header field, and to go on.
+        let step = match pkt.proto {
+            0 | 60 => option_header(b, off),
+            43 => b.get(off).map(|&next| {
+                let len = b
+                    .get(off + 1)
+                    .map_or(usize::MAX, |&l| (usize::from(l) + 1) * 8);
+                (next, off.checked_add(len).filter(|&end| end <= limit))
+            }),
+            // Fragment: the whole 8-byte header is read first.
+            _ => match (b.get(off), be16(b, off + 2), off + 8 <= limit) {
+                (Some(&next), Some(fo), true) => {
+                    if fo >> 3 != 0 {
+                        pkt.nonfirst_fragment = true;
+                    }
+                    Some((next, Some(off + 8)))
+                }
+                _ => None,
+            },
+        };
+        let Some((next, end)) = step else {
             pkt.cut = Some(MalformedKind::Ipv6ExtensionTruncated);
             return Verdict::Flow(pkt);
-        };
-        let hdr_len = if pkt.proto == 44 {
-            let Some(fo) = be16(&p[..limit], off + 2) else {
-                pkt.cut = Some(MalformedKind::Ipv6ExtensionTruncated);
-                return Verdict::Flow(pkt);
-            };
-            if fo >> 3 != 0 {
-                pkt.nonfirst_fragment = true;
-            }
-            8
-        } else {
-            (usize::from(len_byte) + 1) * 8
         };
         pkt.proto = next;
         if pkt.nonfirst_fragment {
             // tshark does not dissect past the fragment header of a non-first fragment.
             return Verdict::Flow(pkt);
         }
-        off += hdr_len;
-        if off > limit {
+        let Some(end) = end else {
+            // The header's next-header field was read but the header itself is cut.
             pkt.cut = Some(MalformedKind::Ipv6ExtensionTruncated);
             return Verdict::Flow(pkt);
-        }
+        };
+        off = end;
     }
     transport(&mut pkt, p, off, limit);
     Verdict::Flow(pkt)
+}
+
+/// A Hop-by-Hop or Destination Options header at `b[off..]`, walked as tshark does: the
+/// length byte first (`None` when it is not there), then the next-header field, then the
+/// options (Pad1, else type + length + data, which must have been captured). Returns the
+/// next header and, when every option byte tshark reads was there, the end of the header.
+/// (tshark's option-specific dissectors differ in a few corner cases of mangled options;
+/// see docs/ARCHITECTURE.md.)
+fn option_header(b: &[u8], off: usize) -> Option<(u8, Option<usize>)> {
+    let len = (usize::from(*b.get(off + 1)?) + 1) * 8;
+    let next = *b.get(off)?;
+    let end = off + len;
+    let mut o = off + 2;
+    while o < end {
+        let Some(&opt_type) = b.get(o) else {
+            return Some((next, None));
+        };
+        if opt_type == 0 {
+            o += 1;
+            continue;
+        }
+        let Some(&opt_len) = b.get(o + 1) else {
+            return Some((next, None));
+        };
+        o += 2 + usize::from(opt_len);
+        if o > b.len() {
+            // The option's data was not captured: tshark stops inside this header.
+            return Some((next, None));
+        }
+    }
+    Some((next, (end <= b.len()).then_some(end)))
 }
 
 /// Ports (and TCP flags) of the transport header at `p[off..limit]`.
@@ -265,8 +362,10 @@ fn transport(pkt: &mut Packet, p: &[u8], off: usize, limit: usize) {
         return;
     }
     let l4 = p.get(off..limit).unwrap_or(&[]);
+    // tshark's SCTP dissector reads the whole 12-byte common header before the ports.
+    let needed = if pkt.proto == PROTO_SCTP { 12 } else { 4 };
     match (be16(l4, 0), be16(l4, 2)) {
-        (Some(s), Some(d)) => {
+        (Some(s), Some(d)) if l4.len() >= needed => {
             pkt.sport = s;
             pkt.dport = d;
         }

@@ -102,3 +102,54 @@ fn one_seed_matches_the_tshark_oracle() {
         assert_eq!(got.get(k), want.get(k), "summary {k}");
     }
 }
+
+/// Thousands of hand-made corner cases (every snap-length cut of every transport over IPv4
+/// with options and IPv6 with extension chains, fragments, VLAN stacks, 802.3/LLC, bad
+/// versions and lengths) from `make_edge_pcap.py`: the same flows and totals as the oracle.
+#[test]
+fn edge_cases_match_the_tshark_oracle() {
+    if !require("python3") || !require("tshark") {
+        return;
+    }
+    let dir = temp_dir("edge-oracle");
+    let pcap = dir.join("edge.pcap");
+    let status = Command::new("python3")
+        .arg(fixtures().join("tools").join("make_edge_pcap.py"))
+        .arg(&pcap)
+        .args(["--random", "0"])
+        .status()
+        .expect("run python3");
+    assert!(status.success(), "make_edge_pcap.py failed");
+    let (csv, summary) = ours(&pcap);
+    let oracle = |extra: &[&str]| {
+        let out = Command::new("python3")
+            .arg(fixtures().join("tools").join("oracle.py"))
+            .arg(&pcap)
+            .args(extra)
+            .output()
+            .expect("run oracle.py");
+        assert!(
+            out.status.success(),
+            "oracle.py: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8")
+    };
+    assert_same_flows("edge cases vs oracle", &csv, &oracle(&[]));
+    let want = parse_summary(&oracle(&["--summary"]));
+    let got = parse_summary(&summary);
+    assert!(got["total_frames"] > 5000);
+    for k in [
+        "total_frames",
+        "total_bytes",
+        "total_captured_bytes",
+        "ip_frames",
+        "non_ip_frames",
+        "ip_invalid_frames",
+        "nonfirst_fragment_frames",
+        "truncated_frames",
+        "flows",
+    ] {
+        assert_eq!(got.get(k), want.get(k), "summary {k}");
+    }
+}
