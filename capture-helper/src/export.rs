@@ -1,0 +1,587 @@
+//! The exporter: a blocking client of the server's Unix socket, used by live capture and
+//! by replay.
+//!
+//! ```text
+//! submit(records) ──► encode FlowBatch(seq n) ──► backlog (bounded, oldest dropped and
+//!                                                 counted in backlog_dropped_*)
+//!                                                  │ pump(): connect (with backoff),
+//!                                                  ▼ Hello, write unsent frames, read Acks
+//!                                               server ──► Ack(seq) drops backlog ≤ seq
+//! ```
+//!
+//! The socket is non-blocking: a write that cannot progress waits in `poll` for at most
+//! [`ExporterConfig::io_timeout`], then the connection is dropped (a half-written frame
+//! cannot be resumed) and everything unacknowledged is resent after the next connect, which
+//! the server de-duplicates by (instance, sequence). Reads of Acks never wait. So
+//! [`Exporter::submit`] never stalls the caller for more than about one `io_timeout`.
+//! Syscalls used after setup: socket/connect, write, read, poll, close (seccomp-friendly).
+
+use netwatch_protocol::{
+    codec, Bye, CaptureStats, CodecError, FlowBatch, FlowRecord, Hello, Message, SourceKind, MAGIC,
+    PROTOCOL_VERSION,
+};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use std::collections::hash_map::RandomState;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::{debug, info, warn};
+
+/// Records per `FlowBatch` at most; bigger submissions are split (keeps frames far below
+/// `MAX_FRAME_LEN`).
+pub const MAX_RECORDS_PER_BATCH: usize = 50_000;
+
+/// Exporter settings.
+#[derive(Debug, Clone)]
+pub struct ExporterConfig {
+    /// Server socket.
+    pub socket: PathBuf,
+    /// Interface name, or the capture file's name for a replay.
+    pub interface: String,
+    /// pcap LINKTYPE of the source.
+    pub link_type: u32,
+    /// Snap length of the source.
+    pub snaplen: u32,
+    /// Live or replay.
+    pub source: SourceKind,
+    /// Unacknowledged batches kept for resending (default 240: two minutes at 500 ms).
+    pub backlog_batches: usize,
+    /// First reconnect delay (doubles up to `backoff_max`).
+    pub backoff_min: Duration,
+    /// Longest reconnect delay.
+    pub backoff_max: Duration,
+    /// Longest wait for the socket to accept a write.
+    pub io_timeout: Duration,
+}
+
+impl ExporterConfig {
+    /// Defaults for a socket and a source.
+    #[must_use]
+    pub fn new(
+        socket: PathBuf,
+        interface: String,
+        link_type: u32,
+        snaplen: u32,
+        source: SourceKind,
+    ) -> Self {
+        ExporterConfig {
+            socket,
+            interface,
+            link_type,
+            snaplen,
+            source,
+            backlog_batches: 240,
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            io_timeout: Duration::from_millis(250),
+        }
+    }
+}
+
+/// Counters of an exporter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExporterCounters {
+    /// Batches submitted (after splitting).
+    pub batches: u64,
+    /// Highest sequence acknowledged by the server.
+    pub acked_seq: u64,
+    /// Successful connects.
+    pub connects: u64,
+    /// Failed connects and dropped connections.
+    pub connection_failures: u64,
+    /// Batches dropped from a full backlog.
+    pub dropped_batches: u64,
+    /// Records inside them.
+    pub dropped_records: u64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    seq: u64,
+    records: u64,
+    frame: Vec<u8>,
+}
+
+/// Client of the server socket. See the module documentation.
+#[derive(Debug)]
+pub struct Exporter {
+    cfg: ExporterConfig,
+    hello: Hello,
+    conn: Option<UnixStream>,
+    rbuf: Vec<u8>,
+    backlog: VecDeque<Pending>,
+    /// Number of backlog entries (from the front) written on the current connection.
+    written: usize,
+    next_seq: u64,
+    counters: ExporterCounters,
+    next_attempt: Instant,
+    backoff: Duration,
+}
+
+fn wall_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A random instance id (std's per-process random hash keys, mixed with pid and time).
+fn random_instance() -> u64 {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(wall_ns());
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+impl Exporter {
+    /// An exporter; it connects on the first [`Exporter::submit`] or [`Exporter::pump`].
+    #[must_use]
+    pub fn new(cfg: ExporterConfig) -> Exporter {
+        let hello = Hello {
+            magic: MAGIC,
+            version: PROTOCOL_VERSION,
+            instance: random_instance(),
+            interface: cfg.interface.clone(),
+            link_type: cfg.link_type,
+            snaplen: cfg.snaplen,
+            source: cfg.source,
+            pid: std::process::id(),
+            started_ns: wall_ns(),
+            software: concat!("netwatch-capture/", env!("CARGO_PKG_VERSION")).to_string(),
+        };
+        let backoff = cfg.backoff_min;
+        Exporter {
+            cfg,
+            hello,
+            conn: None,
+            rbuf: Vec::new(),
+            backlog: VecDeque::new(),
+            written: 0,
+            next_seq: 1,
+            counters: ExporterCounters::default(),
+            next_attempt: Instant::now(),
+            backoff,
+        }
+    }
+
+    /// The instance id sent in `Hello`.
+    #[must_use]
+    pub fn instance(&self) -> u64 {
+        self.hello.instance
+    }
+
+    /// Counters.
+    #[must_use]
+    pub fn counters(&self) -> ExporterCounters {
+        self.counters
+    }
+
+    /// Batches submitted but not acknowledged yet.
+    #[must_use]
+    pub fn unacked(&self) -> usize {
+        self.backlog.len()
+    }
+
+    /// True while connected.
+    #[must_use]
+    pub fn is_connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Fills the exporter's own counters (`backlog_dropped_*`) into `stats`.
+    pub fn fill_stats(&self, stats: &mut CaptureStats) {
+        stats.backlog_dropped_batches = self.counters.dropped_batches;
+        stats.backlog_dropped_records = self.counters.dropped_records;
+    }
+
+    /// Queues one interval's records (deltas) as one or more batches and tries to send.
+    pub fn submit(
+        &mut self,
+        records: Vec<FlowRecord>,
+        stats: CaptureStats,
+        interval_start_ns: u64,
+        interval_end_ns: u64,
+    ) {
+        let mut chunks: Vec<Vec<FlowRecord>> = Vec::new();
+        if records.len() <= MAX_RECORDS_PER_BATCH {
+            chunks.push(records);
+        } else {
+            chunks.extend(
+                records
+                    .chunks(MAX_RECORDS_PER_BATCH)
+                    .map(<[FlowRecord]>::to_vec),
+            );
+        }
+        for chunk in chunks {
+            let mut stats = stats;
+            self.fill_stats(&mut stats);
+            let n = chunk.len() as u64;
+            let batch = FlowBatch {
+                instance: self.hello.instance,
+                seq: self.next_seq,
+                interval_start_ns,
+                interval_end_ns,
+                records: chunk,
+                stats,
+            };
+            match codec::encode(&Message::FlowBatch(batch)) {
+                Ok(frame) => {
+                    self.backlog.push_back(Pending {
+                        seq: self.next_seq,
+                        records: n,
+                        frame,
+                    });
+                    self.next_seq += 1;
+                    self.counters.batches += 1;
+                }
+                Err(e) => {
+                    warn!("cannot encode a batch of {n} records: {e}");
+                    self.counters.dropped_batches += 1;
+                    self.counters.dropped_records += n;
+                }
+            }
+            while self.backlog.len() > self.cfg.backlog_batches.max(1) {
+                if let Some(p) = self.backlog.pop_front() {
+                    self.counters.dropped_batches += 1;
+                    self.counters.dropped_records += p.records;
+                    self.written = self.written.saturating_sub(1);
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// Connects when due, reads Acks, writes what is unsent. Never waits longer than about
+    /// one `io_timeout`.
+    pub fn pump(&mut self) {
+        if self.conn.is_none() && Instant::now() >= self.next_attempt {
+            self.connect();
+        }
+        if self.conn.is_none() {
+            return;
+        }
+        if let Err(e) = self.read_acks() {
+            self.drop_conn(&format!("reading acks: {e}"));
+            return;
+        }
+        while self.written < self.backlog.len() {
+            let Some(conn) = self.conn.as_mut() else {
+                return;
+            };
+            let frame = &self.backlog[self.written].frame;
+            if let Err(e) = write_all_timeout(conn, frame, self.cfg.io_timeout) {
+                self.drop_conn(&format!("writing a batch: {e}"));
+                return;
+            }
+            self.written += 1;
+        }
+    }
+
+    fn connect(&mut self) {
+        let attempt = UnixStream::connect(&self.cfg.socket).and_then(|s| {
+            s.set_nonblocking(true)?;
+            Ok(s)
+        });
+        match attempt {
+            Ok(mut s) => {
+                let hello = match codec::encode(&Message::Hello(self.hello.clone())) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        warn!("cannot encode Hello: {e}");
+                        return;
+                    }
+                };
+                if let Err(e) = write_all_timeout(&mut s, &hello, self.cfg.io_timeout) {
+                    self.fail(&format!("sending Hello: {e}"));
+                    return;
+                }
+                info!(socket = %self.cfg.socket.display(), instance = %format!("{:016x}", self.hello.instance), "connected to the server");
+                self.counters.connects += 1;
+                self.conn = Some(s);
+                self.rbuf.clear();
+                self.written = 0;
+            }
+            Err(e) => self.fail(&format!("connecting to {}: {e}", self.cfg.socket.display())),
+        }
+    }
+
+    fn fail(&mut self, why: &str) {
+        self.counters.connection_failures += 1;
+        if self.counters.connection_failures <= 3 || self.counters.connection_failures % 100 == 0 {
+            warn!("exporter: {why}; retrying in {:?}", self.backoff);
+        } else {
+            debug!("exporter: {why}");
+        }
+        self.next_attempt = Instant::now() + self.backoff;
+        self.backoff = (self.backoff * 2).min(self.cfg.backoff_max);
+    }
+
+    fn drop_conn(&mut self, why: &str) {
+        self.conn = None;
+        self.written = 0;
+        self.rbuf.clear();
+        self.fail(why);
+    }
+
+    /// Reads every buffered message without waiting; handles Acks and Bye.
+    fn read_acks(&mut self) -> io::Result<()> {
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        let mut chunk = [0u8; 4096];
+        loop {
+            match conn.read(&mut chunk) {
+                Ok(0) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "server closed the connection",
+                    ))
+                }
+                Ok(n) => self.rbuf.extend_from_slice(&chunk[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+            if self.rbuf.len() > 1 << 20 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "server sent too much",
+                ));
+            }
+        }
+        loop {
+            match codec::decode(&self.rbuf) {
+                Ok((msg, used)) => {
+                    self.rbuf.drain(..used);
+                    match msg {
+                        Message::Ack(a) if a.instance == self.hello.instance => self.acked(a.seq),
+                        Message::Ack(_) => {}
+                        Message::Bye(b) => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::ConnectionAborted,
+                                format!("server said Bye: {}", b.reason),
+                            ))
+                        }
+                        other => {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("unexpected message {other:?}"),
+                            ))
+                        }
+                    }
+                }
+                Err(CodecError::Incomplete { .. }) => return Ok(()),
+                Err(e) => return Err(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+            }
+        }
+    }
+
+    fn acked(&mut self, seq: u64) {
+        self.counters.acked_seq = self.counters.acked_seq.max(seq);
+        self.backoff = self.cfg.backoff_min;
+        while self.backlog.front().is_some_and(|p| p.seq <= seq) {
+            self.backlog.pop_front();
+            self.written = self.written.saturating_sub(1);
+        }
+    }
+
+    /// Waits (pumping) until at most `max_unacked` batches are unacknowledged, or `timeout`.
+    /// True when the condition was reached. For replay, which may wait.
+    pub fn wait_acked(&mut self, max_unacked: usize, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.pump();
+            if self.backlog.len() <= max_unacked {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            let wait = (deadline - now).min(Duration::from_millis(50));
+            match self.conn.as_ref() {
+                Some(c) => {
+                    let mut fds = [PollFd::new(c.as_fd(), PollFlags::POLLIN)];
+                    let ms = u16::try_from(wait.as_millis()).unwrap_or(50);
+                    let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
+                }
+                None => std::thread::sleep(
+                    wait.min(self.next_attempt.saturating_duration_since(now))
+                        .max(Duration::from_millis(1)),
+                ),
+            }
+        }
+    }
+
+    /// Shutdown: waits up to `timeout` for the Ack of everything submitted, then sends
+    /// `Bye`. True when everything was acknowledged.
+    pub fn close(&mut self, timeout: Duration) -> bool {
+        let all = self.wait_acked(0, timeout);
+        if !all {
+            warn!(
+                unacked = self.backlog.len(),
+                "closing with unacknowledged batches"
+            );
+        }
+        if let Some(mut c) = self.conn.take() {
+            if let Ok(bye) = codec::encode(&Message::Bye(Bye {
+                reason: "helper stopping".into(),
+            })) {
+                let _ = write_all_timeout(&mut c, &bye, self.cfg.io_timeout);
+            }
+            let _ = c.flush();
+        }
+        all
+    }
+}
+
+/// Writes all of `buf` to a non-blocking stream, waiting in `poll` at most `timeout` in
+/// total.
+fn write_all_timeout(s: &mut UnixStream, mut buf: &[u8], timeout: Duration) -> io::Result<()> {
+    let deadline = Instant::now() + timeout;
+    while !buf.is_empty() {
+        match s.write(buf) {
+            Ok(0) => return Err(io::Error::new(io::ErrorKind::WriteZero, "socket closed")),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "server does not read",
+                    ));
+                }
+                let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
+                let mut fds = [PollFd::new(s.as_fd(), PollFlags::POLLOUT)];
+                nix::poll::poll(&mut fds, PollTimeout::from(ms)).map_err(io::Error::from)?;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netwatch_protocol::{Ack, DirCounters, FlowKey};
+    use std::net::{IpAddr, Ipv4Addr};
+    use std::os::unix::net::UnixListener;
+
+    fn rec(port: u16) -> FlowRecord {
+        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let (key, side) = FlowKey::from_packet(a, port, b, 80, 6, 0);
+        FlowRecord {
+            key,
+            initiator: side,
+            first_ns: 1,
+            last_ns: 2,
+            ab: DirCounters {
+                packets: 1,
+                bytes: 60,
+                tcp_flags: 2,
+            },
+            ba: DirCounters::default(),
+            end: None,
+        }
+    }
+
+    fn read_msg(s: &mut UnixStream, buf: &mut Vec<u8>) -> Message {
+        loop {
+            if let Ok((m, used)) = codec::decode(buf) {
+                buf.drain(..used);
+                return m;
+            }
+            let mut chunk = [0u8; 65536];
+            let n = s.read(&mut chunk).expect("read");
+            assert!(n > 0, "eof");
+            buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    fn cfg(path: PathBuf, backlog: usize) -> ExporterConfig {
+        let mut c = ExporterConfig::new(path, "test".into(), 1, 65535, SourceKind::Replay);
+        c.backlog_batches = backlog;
+        c.backoff_min = Duration::from_millis(1);
+        c.backoff_max = Duration::from_millis(5);
+        c
+    }
+
+    #[test]
+    fn backlog_is_bounded_and_counted_while_the_server_is_away() {
+        let dir = std::env::temp_dir().join(format!("nw-export-{}-a", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let mut e = Exporter::new(cfg(dir.join("none.sock"), 3));
+        for i in 0..5 {
+            e.submit(vec![rec(i), rec(i + 100)], CaptureStats::default(), 0, 1);
+        }
+        assert!(!e.is_connected());
+        assert_eq!(e.unacked(), 3);
+        let mut s = CaptureStats::default();
+        e.fill_stats(&mut s);
+        assert_eq!(
+            (s.backlog_dropped_batches, s.backlog_dropped_records),
+            (2, 4)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn resends_unacked_batches_after_reconnect_and_ends_with_bye() {
+        let dir = std::env::temp_dir().join(format!("nw-export-{}-b", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind");
+        let mut e = Exporter::new(cfg(path.clone(), 100));
+        let instance = e.instance();
+        e.submit(vec![rec(1)], CaptureStats::default(), 0, 1);
+        e.submit(vec![rec(2)], CaptureStats::default(), 1, 2);
+        // First connection: read Hello + 2 batches, ack only seq 1, then hang up.
+        let (mut c1, _) = listener.accept().expect("accept");
+        let mut buf = Vec::new();
+        assert!(matches!(read_msg(&mut c1, &mut buf), Message::Hello(h) if h.instance == instance));
+        let seqs: Vec<u64> = (0..2)
+            .map(|_| match read_msg(&mut c1, &mut buf) {
+                Message::FlowBatch(b) => b.seq,
+                m => panic!("{m:?}"),
+            })
+            .collect();
+        assert_eq!(seqs, vec![1, 2]);
+        c1.write_all(&codec::encode(&Message::Ack(Ack { instance, seq: 1 })).expect("enc"))
+            .expect("ack");
+        e.wait_acked(1, Duration::from_secs(5));
+        assert_eq!(e.unacked(), 1);
+        drop(c1);
+        // The exporter notices on the next pump, reconnects and resends seq 2.
+        e.submit(vec![rec(3)], CaptureStats::default(), 2, 3);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !e.is_connected() && Instant::now() < deadline {
+            e.pump();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let (mut c2, _) = listener.accept().expect("accept 2");
+        let mut buf = Vec::new();
+        assert!(matches!(read_msg(&mut c2, &mut buf), Message::Hello(h) if h.instance == instance));
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            e.pump();
+            match read_msg(&mut c2, &mut buf) {
+                Message::FlowBatch(b) => got.push(b.seq),
+                m => panic!("{m:?}"),
+            }
+        }
+        assert_eq!(got, vec![2, 3]);
+        c2.write_all(&codec::encode(&Message::Ack(Ack { instance, seq: 3 })).expect("enc"))
+            .expect("ack");
+        assert!(e.close(Duration::from_secs(5)));
+        assert!(matches!(read_msg(&mut c2, &mut buf), Message::Bye(_)));
+        assert_eq!(e.counters().acked_seq, 3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

@@ -1,0 +1,697 @@
+//! Live capture: the one privileged startup, in order, then the capture loop.
+//!
+//! [`run`] reads top to bottom like firecracker's `Env::run`. Each step has its own
+//! [`StartupError`] variant and a comment saying why it sits where it does:
+//!
+//! 1. prepare (no privilege used): resolve `--user`, compile the seccomp policy and the
+//!    capture filter, install the SIGTERM/SIGINT flag handler, open `/proc/self/statm`;
+//! 2. open one AF_PACKET socket per capture thread: TPACKET_V3, `PACKET_RX_RING`, mmap,
+//!    filter, bind, promiscuous mode, fanout (the only steps that need CAP_NET_RAW);
+//! 3. connect to the server socket (not fatal: the exporter retries with backoff and the
+//!    ring keeps counting meanwhile);
+//! 4. clear every capability set (ambient, inheritable, bounding, effective, permitted) and,
+//!    when started as root, switch to `--user` (no supplementary groups);
+//! 5. set `no_new_privs`;
+//! 6. spawn the capture threads (they wait at a barrier: nothing is captured unconfined);
+//! 7. apply the seccomp allowlist to every thread (TSYNC), unless `--no-seccomp`;
+//! 8. loop: every export interval the threads hand their flow deltas and statistics to the
+//!    export loop on this thread, which sends one `FlowBatch`; on SIGTERM/SIGINT the threads
+//!    end their flows (`finish`), the last batch is flushed, the Ack awaited, `Bye` sent.
+
+use crate::collector::Collector;
+use crate::flow::TableConfig;
+use crate::live::{open_ring, OpenError, OpenSpec, OpenStep, RingConfig, RingSource};
+use crate::source::FrameSource;
+use crate::sys::packet::SockFilter;
+use crate::sys::{privilege, seccomp, signal, usage};
+use netwatch_protocol::{CaptureStats, FlowRecord};
+use std::io;
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tracing::{debug, info, warn};
+
+/// Exit code of the binary when CAP_NET_RAW is missing (documented in `--help`).
+pub const EXIT_NO_CAPABILITY: u8 = 4;
+
+/// Environment variable of the test-only hook: when `1`, the export loop calls a syscall
+/// that is not on the allowlist (`mkdirat`) right after the first export, so a test can
+/// see the kernel kill the helper with SIGSYS. Without seccomp it creates
+/// `$NETWATCH_TEST_FORBIDDEN_PATH` (default `/tmp/netwatch-forbidden-syscall`) instead.
+pub const FORBIDDEN_SYSCALL_ENV: &str = "NETWATCH_TEST_FORBIDDEN_SYSCALL";
+
+/// Live-capture flags (flattened into the command line by `cli`).
+#[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
+pub struct LiveFlags {
+    /// Capture threads: N > 1 opens N rings in a PACKET_FANOUT hash group (one flow always
+    /// lands on the same thread).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub threads: u16,
+    /// Put the interface into promiscuous mode while capturing.
+    #[arg(long)]
+    pub promisc: bool,
+    /// Capture filter in tcpdump syntax (compiled with `tcpdump -ddd`, attached in the kernel).
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+    /// Ring block size in bytes (multiple of 4096).
+    #[arg(long, value_name = "BYTES", default_value_t = RingConfig::DEFAULT_BLOCK_SIZE)]
+    pub ring_block_size: u32,
+    /// Ring blocks per thread.
+    #[arg(long, value_name = "N", default_value_t = RingConfig::DEFAULT_BLOCK_NR)]
+    pub ring_blocks: u32,
+    /// Nominal ring frame size (multiple of 16, divides the block size).
+    #[arg(long, value_name = "BYTES", default_value_t = RingConfig::DEFAULT_FRAME_SIZE)]
+    pub ring_frame_size: u32,
+    /// Retire timeout of a partly filled ring block, ms.
+    #[arg(long, value_name = "MS", default_value_t = RingConfig::DEFAULT_RETIRE_MS)]
+    pub ring_retire_ms: u32,
+    /// Export interval in ms (one FlowBatch per interval).
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    pub export_interval: u64,
+    /// Unprivileged user to switch to when started as root (name or uid). Required as root.
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Do not apply the seccomp allowlist (debugging only; logs a warning).
+    #[arg(long)]
+    pub no_seccomp: bool,
+    /// Unacknowledged batches kept for resending after a reconnect; older ones are dropped
+    /// and counted (backlog_dropped_*).
+    #[arg(long, value_name = "BATCHES", default_value_t = 240)]
+    pub instance_backlog: usize,
+}
+
+impl Default for LiveFlags {
+    fn default() -> Self {
+        LiveFlags {
+            threads: 1,
+            promisc: false,
+            filter: None,
+            ring_block_size: RingConfig::DEFAULT_BLOCK_SIZE,
+            ring_blocks: RingConfig::DEFAULT_BLOCK_NR,
+            ring_frame_size: RingConfig::DEFAULT_FRAME_SIZE,
+            ring_retire_ms: RingConfig::DEFAULT_RETIRE_MS,
+            export_interval: 500,
+            user: None,
+            no_seccomp: false,
+            instance_backlog: 240,
+        }
+    }
+}
+
+impl LiveFlags {
+    /// The ring geometry.
+    #[must_use]
+    pub fn ring(&self) -> RingConfig {
+        RingConfig {
+            block_size: self.ring_block_size,
+            block_nr: self.ring_blocks,
+            frame_size: self.ring_frame_size,
+            retire_ms: self.ring_retire_ms,
+        }
+    }
+}
+
+/// Everything the live mode needs.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Interface to capture on.
+    pub interface: String,
+    /// Server socket.
+    pub socket: PathBuf,
+    /// Flow table of each capture thread.
+    pub table: TableConfig,
+    /// The live flags.
+    pub flags: LiveFlags,
+}
+
+/// One variant per startup step (and one for the loop).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A flag value is unusable.
+    #[error("{0}")]
+    Config(String),
+    /// `--user` does not resolve.
+    #[error("--user: {0}")]
+    User(String),
+    /// The process is root and no `--user` was given.
+    #[error("running as root needs --user NAME: the helper never keeps uid 0 after startup")]
+    RootWithoutUser,
+    /// The seccomp policy does not compile.
+    #[error("seccomp policy: {0}")]
+    SeccompPolicy(#[source] seccomp::SeccompError),
+    /// The capture filter does not compile.
+    #[error("{0}")]
+    Filter(String),
+    /// The signal handlers could not be installed.
+    #[error("installing SIGTERM/SIGINT handlers: {0}")]
+    Signals(#[source] io::Error),
+    /// No CAP_NET_RAW: the socket cannot be opened.
+    #[error(
+        "cannot open AF_PACKET socket on {interface}: {source}; needs CAP_NET_RAW: run \
+         `sudo setcap cap_net_raw,cap_setpcap+ep {exe}` or use the systemd unit \
+         (deploy/netwatch-capture.service)"
+    )]
+    NoCapability {
+        /// Interface.
+        interface: String,
+        /// This executable.
+        exe: String,
+        /// The EPERM.
+        #[source]
+        source: io::Error,
+    },
+    /// Another step of opening the ring failed.
+    #[error("opening the capture ring on {interface}: {source}")]
+    OpenRing {
+        /// Interface.
+        interface: String,
+        /// The step and OS error.
+        #[source]
+        source: OpenError,
+    },
+    /// Dropping capabilities or switching user failed.
+    #[error("dropping privileges: {0}")]
+    Privilege(#[source] privilege::PrivilegeError),
+    /// Setting no_new_privs failed.
+    #[error("setting no_new_privs: {0}")]
+    NoNewPrivs(#[source] privilege::PrivilegeError),
+    /// A capture thread could not be spawned.
+    #[error("spawning capture thread: {0}")]
+    Spawn(#[source] io::Error),
+    /// The kernel refused the seccomp filter.
+    #[error("applying seccomp: {0}")]
+    ApplySeccomp(#[source] seccomp::SeccompError),
+    /// The capture loop failed (poll error, a capture thread died).
+    #[error("capture loop: {0}")]
+    Loop(String),
+}
+
+impl StartupError {
+    /// Whether this is the missing-CAP_NET_RAW case (exit code [`EXIT_NO_CAPABILITY`]).
+    #[must_use]
+    pub fn is_missing_capability(&self) -> bool {
+        matches!(self, StartupError::NoCapability { .. })
+    }
+}
+
+/// Where batches go: the exporter (server socket client with backlog and reconnect).
+///
+/// `submit` never blocks for long: it queues the batch and tries to send; a missing server
+/// only grows the backlog (bounded, loss counted into `backlog_dropped_*`).
+pub trait BatchSink {
+    /// Queues and tries to send one batch (records are deltas).
+    fn submit(
+        &mut self,
+        records: Vec<FlowRecord>,
+        stats: CaptureStats,
+        interval_start_ns: u64,
+        interval_end_ns: u64,
+    );
+    /// Fills the exporter's own counters (`backlog_dropped_*`) into `stats`.
+    fn fill_stats(&self, stats: &mut CaptureStats);
+    /// Shutdown: waits up to `timeout` for the Ack of everything sent, then sends Bye.
+    fn close(&mut self, timeout: Duration);
+}
+
+impl BatchSink for crate::export::Exporter {
+    fn submit(
+        &mut self,
+        records: Vec<FlowRecord>,
+        stats: CaptureStats,
+        interval_start_ns: u64,
+        interval_end_ns: u64,
+    ) {
+        crate::export::Exporter::submit(self, records, stats, interval_start_ns, interval_end_ns);
+    }
+    fn fill_stats(&self, stats: &mut CaptureStats) {
+        crate::export::Exporter::fill_stats(self, stats);
+    }
+    fn close(&mut self, timeout: Duration) {
+        if !crate::export::Exporter::close(self, timeout) {
+            warn!("closing with batches the server has not acknowledged");
+        }
+    }
+}
+
+/// Snap length of live capture: the ring holds whole frames (TPACKET_V3 frames are
+/// variable-length, bounded by the block size).
+pub const LIVE_SNAPLEN: u32 = 262_144;
+
+/// What a finished run did (logged by the binary).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Frames seen by the parsers.
+    pub frames: u64,
+    /// Frames the kernel dropped.
+    pub kernel_drops: u64,
+    /// Batches handed to the exporter.
+    pub batches: u64,
+}
+
+fn realtime_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// A capture thread's report for one export interval.
+#[derive(Debug)]
+struct Report {
+    worker: usize,
+    records: Vec<FlowRecord>,
+    stats: CaptureStats,
+    last: bool,
+}
+
+/// Runs live capture until SIGTERM/SIGINT. `connect` builds the exporter (step 3) once the
+/// rings are open; it gets the instance's interface name.
+///
+/// # Errors
+/// [`StartupError`] for the first step that fails.
+pub fn run<S: BatchSink>(
+    cfg: &RunConfig,
+    connect: impl FnOnce() -> S,
+) -> Result<RunSummary, StartupError> {
+    let flags = &cfg.flags;
+    if flags.threads == 0 || flags.threads > 64 {
+        return Err(StartupError::Config(
+            "--threads must be between 1 and 64".into(),
+        ));
+    }
+    if flags.export_interval < 10 || flags.export_interval > 60_000 {
+        return Err(StartupError::Config(
+            "--export-interval must be between 10 and 60000 ms".into(),
+        ));
+    }
+    let ring = flags.ring();
+    ring.to_req().map_err(StartupError::Config)?;
+
+    // Step 1, prepare. Resolve the user first: a root start without a usable --user must
+    // fail before anything privileged happens.
+    let root = nix::unistd::geteuid().is_root();
+    let user = match &flags.user {
+        Some(u) => Some(privilege::lookup_user(u).map_err(StartupError::User)?),
+        None => None,
+    };
+    if root && user.is_none_or(|(uid, _)| uid == 0) {
+        return Err(StartupError::RootWithoutUser);
+    }
+    // The policy is compiled while everything is still possible, so a broken policy file
+    // fails the start rather than the capture.
+    let policy = seccomp::compile().map_err(StartupError::SeccompPolicy)?;
+    // tcpdump compiles the filter unprivileged (as --user when we are root).
+    let filter: Option<Vec<SockFilter>> = match &flags.filter {
+        Some(expr) => Some(
+            crate::live::compile_filter(expr, if root { user } else { None })
+                .map_err(StartupError::Filter)?,
+        ),
+        None => None,
+    };
+    // Handlers before seccomp: sigaction is not on the allowlist, rt_sigreturn is.
+    signal::install_stop_handlers().map_err(StartupError::Signals)?;
+    // /proc/self/statm is opened now: under seccomp there is no open(), only pread().
+    let usage = usage::Usage::open();
+
+    // Step 2, the rings: the only steps that need CAP_NET_RAW, so they come first and the
+    // capability can go right after. Filter before bind, fanout after bind (see open_ring).
+    let fanout_group = (flags.threads > 1).then(|| (std::process::id() & 0xffff) as u16);
+    let mut sources = Vec::with_capacity(usize::from(flags.threads));
+    for _ in 0..flags.threads {
+        let spec = OpenSpec {
+            interface: &cfg.interface,
+            ring,
+            promisc: flags.promisc,
+            filter: filter.as_deref(),
+            fanout_group,
+        };
+        let src = open_ring(&spec).map_err(|e| open_error(&cfg.interface, e))?;
+        sources.push(src);
+    }
+    info!(interface = %cfg.interface, threads = flags.threads, ring_bytes = u64::from(ring.block_size) * u64::from(ring.block_nr), "rings open");
+
+    // Step 3, the server connection: opened while we may still reach any path; a server
+    // that is not up yet is not fatal (the exporter reconnects with backoff, as the user we
+    // switch to, so the socket must be group-accessible to it).
+    let mut sink = connect();
+
+    // Step 4, capabilities and user: after every privileged open, before anything that
+    // reads untrusted bytes (the ring) runs.
+    let report = privilege::drop_all(user).map_err(StartupError::Privilege)?;
+    if report.bounding_kept {
+        warn!("bounding set kept: CAP_SETPCAP was not available to clear it (harmless once no_new_privs is set; give the helper cap_setpcap to clear it)");
+    }
+    if let Some((uid, gid)) = report.switched_to {
+        info!(uid, gid, "switched user");
+    }
+
+    // Step 5, no_new_privs: before the threads exist so they inherit it, and required for an
+    // unprivileged seccomp filter.
+    privilege::set_no_new_privs().map_err(StartupError::NoNewPrivs)?;
+
+    // Step 6, capture threads: spawned now so clone() need not be on the allowlist; they wait
+    // at the barrier until the filter covers them.
+    // Two barriers: `ready` once a thread has finished its own setup (name, signal stack,
+    // malloc arena, flow table: syscalls the allowlist need not carry), `go` once the filter
+    // is on.
+    let ready = Arc::new(Barrier::new(sources.len() + 1));
+    let go = Arc::new(Barrier::new(sources.len() + 1));
+    let (tx, rx) = mpsc::sync_channel::<Report>(sources.len() * 4);
+    let interval = Duration::from_millis(flags.export_interval);
+    let mut handles = Vec::with_capacity(sources.len());
+    for (i, src) in sources.into_iter().enumerate() {
+        let (r, g, t, table) = (Arc::clone(&ready), Arc::clone(&go), tx.clone(), cfg.table);
+        let h = std::thread::Builder::new()
+            .name(format!("capture-{i}"))
+            .spawn(move || {
+                let collector = Collector::new(table);
+                r.wait();
+                g.wait();
+                capture_thread(i, src, collector, interval, &t)
+            })
+            .map_err(StartupError::Spawn)?;
+        handles.push(h);
+    }
+    drop(tx);
+
+    ready.wait();
+
+    // Step 7, seccomp on every thread (TSYNC) before any frame is read.
+    if flags.no_seccomp {
+        warn!("--no-seccomp: the seccomp allowlist is NOT applied; use this for debugging only");
+    } else {
+        seccomp::apply(&policy).map_err(StartupError::ApplySeccomp)?;
+        info!("seccomp allowlist applied");
+    }
+    go.wait();
+
+    // Step 8, the export loop.
+    let summary = export_loop(&rx, handles.len(), &usage, &mut sink, interval);
+    for h in handles {
+        if h.join().is_err() {
+            warn!("a capture thread panicked");
+        }
+    }
+    summary
+}
+
+fn open_error(interface: &str, e: OpenError) -> StartupError {
+    if e.step == OpenStep::Socket && e.source.kind() == io::ErrorKind::PermissionDenied {
+        let exe = std::env::current_exe()
+            .map_or_else(|_| "netwatch-capture".into(), |p| p.display().to_string());
+        return StartupError::NoCapability {
+            interface: interface.to_string(),
+            exe,
+            source: e.source,
+        };
+    }
+    StartupError::OpenRing {
+        interface: interface.to_string(),
+        source: e,
+    }
+}
+
+/// Frames handled between two looks at the clock and the stop flag.
+const FRAMES_PER_CHECK: u32 = 4096;
+
+fn capture_thread(
+    worker: usize,
+    mut src: RingSource,
+    mut collector: Collector,
+    interval: Duration,
+    tx: &mpsc::SyncSender<Report>,
+) -> Result<(), String> {
+    let interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
+    let mut next_tick = realtime_ns().saturating_add(interval_ns);
+    loop {
+        let stop = signal::stop_requested();
+        let now = realtime_ns();
+        if now >= next_tick || stop {
+            let mut records = Vec::new();
+            collector.expire(now);
+            if stop {
+                collector.finish(&mut records);
+            } else {
+                collector.drain_changes(&mut records);
+            }
+            let mut stats = collector.stats();
+            match src.kernel_counters() {
+                Ok(k) => {
+                    stats.kernel_drops = k.drops;
+                    stats.kernel_freezes = k.freezes;
+                }
+                Err(e) => warn!(worker, "PACKET_STATISTICS: {e}"),
+            }
+            if tx
+                .send(Report {
+                    worker,
+                    records,
+                    stats,
+                    last: stop,
+                })
+                .is_err()
+                || stop
+            {
+                debug!(
+                    worker,
+                    ring_errors = src.ring_errors(),
+                    blocks = src.blocks(),
+                    "capture thread ends"
+                );
+                return Ok(());
+            }
+            next_tick = next_tick
+                .saturating_add(interval_ns)
+                .max(now.saturating_add(1));
+        }
+        let mut n = 0u32;
+        loop {
+            match src.next() {
+                Ok(Some(frame)) => {
+                    let ts = frame.ts_ns;
+                    collector.process(&frame, ts);
+                    n += 1;
+                    if n >= FRAMES_PER_CHECK {
+                        break;
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    signal::request_stop();
+                    return Err(e.to_string());
+                }
+            }
+        }
+        if n < FRAMES_PER_CHECK {
+            // Nothing (more) waiting: sleep in poll until a block retires, the tick is due or
+            // a signal arrives (poll returns EINTR: no SA_RESTART).
+            let wait_ms = next_tick.saturating_sub(realtime_ns()) / 1_000_000;
+            let wait_ms = i32::try_from(wait_ms.clamp(1, 100)).unwrap_or(100);
+            if let Err(e) = src.wait(wait_ms) {
+                signal::request_stop();
+                return Err(format!("poll: {e}"));
+            }
+        }
+    }
+}
+
+fn merge_stats(total: &mut CaptureStats, s: &CaptureStats) {
+    total.frames += s.frames;
+    total.bytes += s.bytes;
+    total.flow_frames += s.flow_frames;
+    total.non_ip_frames += s.non_ip_frames;
+    total.ip_invalid_frames += s.ip_invalid_frames;
+    total.truncated_frames += s.truncated_frames;
+    for (t, v) in total
+        .malformed
+        .counts
+        .iter_mut()
+        .zip(s.malformed.counts.iter())
+    {
+        *t += v;
+    }
+    total.kernel_drops += s.kernel_drops;
+    total.kernel_freezes += s.kernel_freezes;
+    total.table_occupancy += s.table_occupancy;
+    total.table_capacity += s.table_capacity;
+    total.table_evictions += s.table_evictions;
+    total.table_rejects += s.table_rejects;
+}
+
+/// Merges the records of several capture threads: the fanout hash keeps a flow on one
+/// thread, but a key may still appear twice (e.g. fragments before defrag): add them up.
+fn merge_records(records: &mut Vec<FlowRecord>) {
+    if records.len() < 2 {
+        return;
+    }
+    records.sort_by_key(|r| r.key);
+    let mut out: Vec<FlowRecord> = Vec::with_capacity(records.len());
+    for r in records.drain(..) {
+        match out.last_mut() {
+            Some(last) if last.key == r.key => {
+                last.ab.merge(&r.ab);
+                last.ba.merge(&r.ba);
+                if r.first_ns < last.first_ns {
+                    last.first_ns = r.first_ns;
+                    last.initiator = r.initiator;
+                }
+                last.last_ns = last.last_ns.max(r.last_ns);
+                last.end = last.end.or(r.end);
+            }
+            _ => out.push(r),
+        }
+    }
+    *records = out;
+}
+
+fn export_loop<S: BatchSink>(
+    rx: &mpsc::Receiver<Report>,
+    workers: usize,
+    usage: &usage::Usage,
+    sink: &mut S,
+    interval: Duration,
+) -> Result<RunSummary, StartupError> {
+    let mut per_worker = vec![CaptureStats::default(); workers];
+    let mut reported = vec![false; workers];
+    let mut finished = vec![false; workers];
+    let mut pending: Vec<FlowRecord> = Vec::new();
+    let mut interval_start = realtime_ns();
+    let mut last_export = Instant::now();
+    let mut summary = RunSummary::default();
+    let forbidden = std::env::var(FORBIDDEN_SYSCALL_ENV).is_ok_and(|v| v == "1");
+    let mut failure = None;
+    loop {
+        match rx.recv_timeout(interval) {
+            Ok(r) => {
+                pending.extend(r.records);
+                per_worker[r.worker] = r.stats;
+                reported[r.worker] = true;
+                finished[r.worker] |= r.last;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                if !finished.iter().all(|f| *f) {
+                    failure = Some("a capture thread ended without its final report".to_string());
+                }
+                finished.iter_mut().for_each(|f| *f = true);
+            }
+        }
+        let all_done = finished.iter().all(|f| *f);
+        let due = reported.iter().all(|r| *r) || last_export.elapsed() >= interval * 2;
+        if due || all_done {
+            let now = realtime_ns();
+            let mut stats = CaptureStats::default();
+            for s in &per_worker {
+                merge_stats(&mut stats, s);
+            }
+            let u = usage.sample();
+            stats.cpu_user_ns = u.user_ns;
+            stats.cpu_system_ns = u.system_ns;
+            stats.rss_bytes = u.rss_bytes;
+            sink.fill_stats(&mut stats);
+            merge_records(&mut pending);
+            summary.frames = stats.frames;
+            summary.kernel_drops = stats.kernel_drops;
+            summary.batches += 1;
+            sink.submit(std::mem::take(&mut pending), stats, interval_start, now);
+            interval_start = now;
+            last_export = Instant::now();
+            reported.iter_mut().for_each(|r| *r = false);
+            if forbidden {
+                // Test-only hook: see FORBIDDEN_SYSCALL_ENV. Under seccomp the kernel kills
+                // the process here with SIGSYS.
+                let path = std::env::var("NETWATCH_TEST_FORBIDDEN_PATH")
+                    .unwrap_or_else(|_| "/tmp/netwatch-forbidden-syscall".into());
+                let c = std::ffi::CString::new(path).unwrap_or_default();
+                let r = seccomp::forbidden_syscall(&c);
+                warn!("forbidden syscall returned {r:?} (seccomp is off)");
+            }
+        }
+        if all_done {
+            break;
+        }
+    }
+    sink.close(Duration::from_secs(2));
+    info!(
+        frames = summary.frames,
+        kernel_drops = summary.kernel_drops,
+        batches = summary.batches,
+        "capture stopped"
+    );
+    match failure {
+        Some(f) => Err(StartupError::Loop(f)),
+        None => Ok(summary),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netwatch_protocol::{DirCounters, FlowKey, Side};
+    use std::net::{IpAddr, Ipv4Addr};
+
+    fn rec(port: u16, packets: u64, first: u64) -> FlowRecord {
+        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+        let (key, _) = FlowKey::from_packet(a, port, b, 80, 6, 0);
+        FlowRecord {
+            key,
+            initiator: Side::A,
+            first_ns: first,
+            last_ns: first + 10,
+            ab: DirCounters {
+                packets,
+                bytes: packets * 100,
+                tcp_flags: 2,
+            },
+            ba: DirCounters::default(),
+            end: None,
+        }
+    }
+
+    #[test]
+    fn merges_the_same_key_from_two_threads() {
+        let mut v = vec![rec(1000, 2, 50), rec(2000, 1, 10), rec(1000, 3, 40)];
+        merge_records(&mut v);
+        assert_eq!(v.len(), 2);
+        let m = v
+            .iter()
+            .find(|r| r.key.port_a == 1000 || r.key.port_b == 1000)
+            .expect("merged");
+        assert_eq!(m.ab.packets, 5);
+        assert_eq!(m.ab.bytes, 500);
+        assert_eq!(m.first_ns, 40);
+        assert_eq!(m.last_ns, 60);
+    }
+
+    #[test]
+    fn flags_default_to_a_valid_ring_and_half_second_exports() {
+        let f = LiveFlags::default();
+        assert!(f.ring().to_req().is_ok());
+        assert_eq!(f.export_interval, 500);
+    }
+
+    #[test]
+    fn a_root_start_without_user_is_refused_before_anything_opens() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root");
+            return;
+        }
+        let cfg = RunConfig {
+            interface: "lo".into(),
+            socket: "/nonexistent".into(),
+            table: TableConfig::default(),
+            flags: LiveFlags::default(),
+        };
+        struct Never;
+        impl BatchSink for Never {
+            fn submit(&mut self, _: Vec<FlowRecord>, _: CaptureStats, _: u64, _: u64) {
+                unreachable!("no batch before startup")
+            }
+            fn fill_stats(&self, _: &mut CaptureStats) {}
+            fn close(&mut self, _: Duration) {}
+        }
+        let r = run(&cfg, || Never);
+        assert!(matches!(r, Err(StartupError::RootWithoutUser)), "{r:?}");
+    }
+}
