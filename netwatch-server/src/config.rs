@@ -71,7 +71,7 @@ pub struct Args {
         value_name = "UID,..."
     )]
     pub allow_uids: Option<Vec<u32>>,
-    /// Peer gids allowed on the socket, comma separated [default: none].
+    /// Peer gids allowed on the socket, comma separated [default: the server's own gid].
     #[arg(
         long,
         env = "NETWATCH_ALLOW_GIDS",
@@ -173,7 +173,9 @@ impl Default for Config {
             socket_mode: 0o660,
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             allow_uids: default_uids(),
-            allow_gids: Vec::new(),
+            // The deployed helper runs as its own user with the server's group (deploy/,
+            // sysusers.d): the group that opens the 0660 socket is also the one allowed.
+            allow_gids: vec![nix::unistd::getgid().as_raw()],
             max_helpers: 16,
             store: StoreConfig::default(),
             log: "info".into(),
