@@ -17,6 +17,7 @@
 //!   socket, TPACKET_V3 ring, capabilities, seccomp, signals, CPU/RSS).
 //! * [`live`]: ring geometry, opening one ring per capture thread, [`live::RingSource`],
 //!   the capture filter (tcpdump syntax) and the default interface.
+//! * [`run`]: live capture's one privileged startup (documented order) and its loop.
 //! * [`export`]: the server socket client: Hello, numbered batches, bounded backlog of
 //!   unacknowledged batches resent after reconnecting, Bye.
 //! * [`replay`]: `--read FILE --connect SOCKET`: a capture's flows streamed to the server
@@ -32,5 +33,6 @@ pub mod live;
 pub mod offline;
 pub mod parse;
 pub mod replay;
+pub mod run;
 pub mod source;
 pub mod sys;
