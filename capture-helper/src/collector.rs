@@ -124,6 +124,12 @@ impl Collector {
         self.table.drain_with(f);
     }
 
+    /// Hands only the records that ended since the last drain to `f` (see
+    /// [`FlowTable::drain_ended_with`]).
+    pub fn drain_ended_with(&mut self, f: impl FnMut(&EndedRecord)) {
+        self.table.drain_ended_with(f);
+    }
+
     /// Ends every flow (`Shutdown`, or FIN/RST for flows already closed) and drains.
     pub fn finish(&mut self, out: &mut Vec<FlowRecord>) {
         self.table.end_all(EndReason::Shutdown);

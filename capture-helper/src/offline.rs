@@ -173,7 +173,8 @@ pub fn collect<S: FrameSource>(
             None => next_expire = Some(now.saturating_add(EXPIRE_EVERY_NS)),
             Some(t) if now >= t => {
                 collector.expire(now);
-                collector.drain_with(|r| merger.add(r));
+                // Open flows keep accumulating in the table; only ended records move out.
+                collector.drain_ended_with(|r| merger.add(r));
                 next_expire = Some(now.saturating_add(EXPIRE_EVERY_NS));
             }
             Some(_) => {}

@@ -699,6 +699,15 @@ impl FlowTable {
         }
     }
 
+    /// Hands only the records that ended to `f` (and forgets them); the deltas of open
+    /// flows stay for a later [`FlowTable::drain_with`]. Offline mode uses this to keep
+    /// memory bounded without touching every open flow.
+    pub fn drain_ended_with(&mut self, mut f: impl FnMut(&EndedRecord)) {
+        for r in self.ended.drain(..) {
+            f(&r);
+        }
+    }
+
     /// Number of ended records waiting for the next drain.
     #[must_use]
     pub fn pending_ended(&self) -> usize {
