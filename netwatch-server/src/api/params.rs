@@ -229,7 +229,7 @@ mod tests {
     #[test]
     fn decoding_and_checks() {
         let p = Params::parse(
-            "src_ip=10.0.0.0%2F8&protocol=TCP&x=",
+            "src_ip=10.0.0.0%2F8&protocol=tcp&x=",
             &["src_ip", "protocol", "x"],
         )
         .expect("parse");

@@ -685,6 +685,15 @@ impl Store {
             self.last_problem_wall_ns = wall_ns;
         }
 
+        if !self.clock.live_seen
+            && self.clock.replay_high_ns.is_none()
+            && source == SourceKind::Replay
+        {
+            // The first batch ever, from a replay: the series were advanced by the wall
+            // clock until now and hold no data; restart them on the capture's time base.
+            self.series = Series::new(self.series.retention_s());
+            self.oldest_hint_ns = 0;
+        }
         match source {
             SourceKind::Live => self.clock.live_seen = true,
             SourceKind::Replay => {

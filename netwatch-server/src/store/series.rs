@@ -154,6 +154,10 @@ impl Series {
         }
     }
 
+    pub(super) fn retention_s(&self) -> u64 {
+        self.seconds.len() as u64
+    }
+
     pub(super) fn memory_estimate(&self) -> u64 {
         let hosts: usize = self
             .minutes

@@ -74,6 +74,8 @@ fn batch(seq: u64, end: u64, records: Vec<FlowRecord>) -> FlowBatch {
 
 fn replay_store() -> Store {
     let mut s = Store::new(StoreConfig::default());
+    // The server ticks on the wall clock before any replay arrives.
+    s.tick(T0 + 1_000_000 * NS, 0.0, 0);
     s.helper_connected(&hello(7, SourceKind::Replay), 0, 0, 1);
     s
 }
