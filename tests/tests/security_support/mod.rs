@@ -270,7 +270,18 @@ impl Response {
 /// returned as soon as its head is read (the connection is then dropped).
 #[must_use]
 pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+    try_request(addr, method, path, headers).unwrap_or_else(|| panic!("cannot connect to {addr}"))
+}
+
+/// Like [`request`], but `None` when nothing listens (yet).
+#[must_use]
+pub fn try_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Option<Response> {
+    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
     s.set_read_timeout(Some(Duration::from_secs(20)))
         .expect("timeout");
     let mut req = format!("{method} {path} HTTP/1.1\r\n");
@@ -288,7 +299,7 @@ pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &st
     }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).expect("write request");
-    read_response(s)
+    Some(read_response(s))
 }
 
 /// The headers of a WebSocket upgrade request (plus `extra`).
