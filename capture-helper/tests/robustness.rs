@@ -1,0 +1,194 @@
+//! Any byte string is a frame: the parser and collector never panic, and every frame lands
+//! in exactly one accounting bucket. Plus the named bad cases: empty, cut, oversized and
+//! inconsistent lengths.
+
+use netwatch_capture::collector::Collector;
+use netwatch_capture::flow::TableConfig;
+use netwatch_capture::parse::{parse_ethernet, Verdict};
+use netwatch_capture::source::Frame;
+use netwatch_protocol::{CaptureStats, MalformedKind};
+use proptest::prelude::*;
+
+fn small() -> TableConfig {
+    TableConfig {
+        capacity: 64,
+        ..TableConfig::default()
+    }
+}
+
+fn assert_buckets(s: &CaptureStats) {
+    assert_eq!(
+        s.frames,
+        s.flow_frames + s.non_ip_frames + s.ip_invalid_frames + s.truncated_frames,
+        "{s:?}"
+    );
+}
+
+/// A valid Ethernet/VLAN/IPv4-or-IPv6/TCP frame, the seed of the mutation strategy.
+fn valid_frame(v6: bool, vlan: bool) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+    if vlan {
+        f.extend_from_slice(&[0x81, 0x00, 0x00, 0x2a]);
+    }
+    let tcp = [
+        0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0,
+    ];
+    if v6 {
+        f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0, 0, 28, 0, 64]);
+        f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        f.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        f.extend_from_slice(&[6, 0, 0, 0, 0, 0, 0, 0]); // hop-by-hop -> TCP
+    } else {
+        f.extend_from_slice(&[
+            0x08, 0x00, 0x46, 0, 0, 44, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
+        ]);
+        f.extend_from_slice(&[1, 1, 1, 0]); // options: NOP NOP NOP EOL
+    }
+    f.extend_from_slice(&tcp);
+    f
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic_and_land_in_one_bucket(
+        frames in proptest::collection::vec((proptest::collection::vec(any::<u8>(), 0..200), any::<u32>()), 1..20)
+    ) {
+        let mut c = Collector::new(small());
+        for (i, (data, wire)) in frames.iter().enumerate() {
+            let _ = parse_ethernet(data, *wire);
+            c.process(&Frame { data, wire_len: *wire, ts_ns: i as u64 }, i as u64);
+        }
+        c.expire(u64::MAX / 2);
+        let mut out = Vec::new();
+        c.finish(&mut out);
+        let s = c.stats();
+        prop_assert_eq!(s.frames, frames.len() as u64);
+        assert_buckets(&s);
+        let flow_packets: u64 = out.iter().map(netwatch_protocol::FlowRecord::packets).sum();
+        prop_assert_eq!(flow_packets, s.flow_frames);
+    }
+
+    #[test]
+    fn mutated_valid_frames_never_panic_and_land_in_one_bucket(
+        v6 in any::<bool>(),
+        vlan in any::<bool>(),
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 0..6),
+        cut in any::<usize>(),
+    ) {
+        let mut f = valid_frame(v6, vlan);
+        let len = f.len();
+        for (at, byte) in flips {
+            f[at % len] = byte;
+        }
+        f.truncate(cut % (len + 1));
+        let mut c = Collector::new(small());
+        c.process(&Frame { data: &f, wire_len: u32::try_from(len).unwrap(), ts_ns: 1 }, 1);
+        let s = c.stats();
+        prop_assert_eq!(s.frames, 1);
+        assert_buckets(&s);
+    }
+}
+
+fn one(data: &[u8], wire_len: u32) -> CaptureStats {
+    let mut c = Collector::new(small());
+    c.process(
+        &Frame {
+            data,
+            wire_len,
+            ts_ns: 5,
+        },
+        5,
+    );
+    let s = c.stats();
+    assert_buckets(&s);
+    s
+}
+
+#[test]
+fn zero_length_frame_is_truncated() {
+    let s = one(&[], 0);
+    assert_eq!(
+        (
+            s.truncated_frames,
+            s.malformed.get(MalformedKind::EthernetTruncated)
+        ),
+        (1, 1)
+    );
+}
+
+#[test]
+fn every_cut_of_a_valid_frame_is_counted_once() {
+    for v6 in [false, true] {
+        for vlan in [false, true] {
+            let f = valid_frame(v6, vlan);
+            assert!(
+                matches!(parse_ethernet(&f, 100), Verdict::Flow(p) if p.sport == 40000 && p.dport == 443)
+            );
+            for cut in 0..=f.len() {
+                let s = one(&f[..cut], u32::try_from(f.len()).unwrap());
+                assert_eq!(s.frames, 1);
+                assert_eq!(s.bytes, f.len() as u64, "bytes are the wire length");
+            }
+        }
+    }
+}
+
+#[test]
+fn buckets_of_named_cases() {
+    let f = valid_frame(false, true);
+    assert_eq!(
+        one(&f[..15], 100).truncated_frames,
+        1,
+        "cut inside the VLAN tag"
+    );
+    assert_eq!(
+        one(&f[..20], 100).ip_invalid_frames,
+        1,
+        "cut inside the IPv4 header"
+    );
+    let s = one(&f[..45], 100);
+    assert_eq!(
+        (
+            s.flow_frames,
+            s.malformed.get(MalformedKind::TransportTruncated)
+        ),
+        (1, 1)
+    );
+    let mut arp = f.clone();
+    arp[16..18].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(one(&arp, 60).non_ip_frames, 1);
+    let v6 = valid_frame(true, false);
+    let s = one(&v6[..14 + 40 + 1], 100);
+    assert_eq!(
+        (
+            s.flow_frames,
+            s.malformed.get(MalformedKind::Ipv6ExtensionTruncated)
+        ),
+        (1, 1)
+    );
+}
+
+#[test]
+fn oversized_and_inconsistent_lengths_are_bad_length() {
+    let mut big = valid_frame(false, false);
+    big.resize(300 * 1024, 0);
+    let s = one(&big, u32::try_from(big.len()).unwrap());
+    assert_eq!(
+        (s.flow_frames, s.malformed.get(MalformedKind::BadLength)),
+        (1, 1)
+    );
+    assert_eq!(s.bytes, big.len() as u64);
+    // Wire length below the captured length: counted with the captured length.
+    let f = valid_frame(false, false);
+    let s = one(&f, 10);
+    assert_eq!(
+        (
+            s.flow_frames,
+            s.malformed.get(MalformedKind::BadLength),
+            s.bytes
+        ),
+        (1, 1, f.len() as u64)
+    );
+}
