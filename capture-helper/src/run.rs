@@ -358,6 +358,7 @@ pub fn run<S: BatchSink>(
     let go = Arc::new(Barrier::new(sources.len() + 1));
     let (tx, rx) = mpsc::sync_channel::<Report>(sources.len() * 4);
     let interval = Duration::from_millis(flags.export_interval);
+    let drain_grace = Duration::from_millis(u64::from(ring.retire_ms) * 2 + 20);
     let mut handles = Vec::with_capacity(sources.len());
     for (i, src) in sources.into_iter().enumerate() {
         let (r, g, t, table) = (Arc::clone(&ready), Arc::clone(&go), tx.clone(), cfg.table);
@@ -367,7 +368,7 @@ pub fn run<S: BatchSink>(
                 let collector = Collector::new(table);
                 r.wait();
                 g.wait();
-                capture_thread(i, src, collector, interval, &t)
+                capture_thread(i, src, collector, interval, drain_grace, &t)
             })
             .map_err(StartupError::Spawn)?;
         handles.push(h);
@@ -419,6 +420,7 @@ fn capture_thread(
     mut src: RingSource,
     mut collector: Collector,
     interval: Duration,
+    drain_grace: Duration,
     tx: &mpsc::SyncSender<Report>,
 ) -> Result<(), String> {
     let interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
@@ -426,6 +428,12 @@ fn capture_thread(
     loop {
         let stop = signal::stop_requested();
         let now = realtime_ns();
+        if stop {
+            // Frames the kernel holds in a partly filled block reach user space only when
+            // the block retires: keep reading for two retire timeouts so what was on the
+            // wire before SIGTERM is counted and flushed.
+            drain_until(&mut src, &mut collector, Instant::now() + drain_grace);
+        }
         if now >= next_tick || stop {
             let mut records = Vec::new();
             collector.expire(now);
@@ -491,6 +499,22 @@ fn capture_thread(
                 signal::request_stop();
                 return Err(format!("poll: {e}"));
             }
+        }
+    }
+}
+
+/// Processes frames until `deadline` (stop path: the ring's last blocks).
+fn drain_until(src: &mut RingSource, collector: &mut Collector, deadline: Instant) {
+    while Instant::now() < deadline {
+        while let Ok(Some(frame)) = src.next() {
+            let ts = frame.ts_ns;
+            collector.process(&frame, ts);
+        }
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .as_millis();
+        if left == 0 || src.wait(i32::try_from(left.min(20)).unwrap_or(20)).is_err() {
+            break;
         }
     }
 }
