@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { isIPOrCidr, isIPv4, isIPv6, isPortOrRange } from '../assets/js/utils/ipValidator.js';
+import { isIPOrCidr, isIPv4, isIPv6, isPort } from '../assets/js/utils/ipValidator.js';
 import { formatSearch, parseSearch } from '../assets/js/utils/searchSyntax.js';
 
 test('IPv4 and IPv6 addresses and prefixes', () => {
@@ -17,14 +17,14 @@ test('IPv4 and IPv6 addresses and prefixes', () => {
   assert.ok(!isIPOrCidr('host/24'));
 });
 
-test('ports and ranges', () => {
-  assert.ok(isPortOrRange('0'));
-  assert.ok(isPortOrRange('65535'));
-  assert.ok(isPortOrRange('1000-2000'));
-  assert.ok(!isPortOrRange('70000'));
-  assert.ok(!isPortOrRange('2000-1000'));
-  assert.ok(!isPortOrRange('-1'));
-  assert.ok(!isPortOrRange('http'));
+test('ports', () => {
+  assert.ok(isPort('0'));
+  assert.ok(isPort('65535'));
+  assert.ok(!isPort('1000-2000'));
+  assert.ok(!isPort('70000'));
+  assert.ok(!isPort('2000-1000'));
+  assert.ok(!isPort('-1'));
+  assert.ok(!isPort('http'));
 });
 
 test("the seed's search example becomes the seed's query parameters", () => {

@@ -240,6 +240,7 @@ fn health(state: &AppState, query: &str) -> ApiResult {
 const FLOW_PARAMS: &[&str] = &[
     "src_ip",
     "dst_ip",
+    "host",
     "protocol",
     "port",
     "time_start",
@@ -296,6 +297,7 @@ fn flow_query(p: &Params) -> Result<(FlowQuery, bool), ApiError> {
     let q = FlowQuery {
         src: p.net("src_ip")?,
         dst: p.net("dst_ip")?,
+        host: p.net("host")?,
         proto: p.protocol("protocol")?,
         port,
         time_start,

@@ -46,6 +46,8 @@ pub struct FlowQuery {
     pub src: Option<IpNet>,
     /// Responder address inside this network.
     pub dst: Option<IpNet>,
+    /// Either endpoint inside this network (top-talker drill-down, D-20).
+    pub host: Option<IpNet>,
     /// IP protocol number.
     pub proto: Option<u8>,
     /// Port on either side.
@@ -151,6 +153,12 @@ impl Store {
                 }
             };
             if !ok {
+                return false;
+            }
+        }
+        if let Some(h) = q.host {
+            let k = &c.key[i];
+            if !h.contains(&k.addr_a) && !h.contains(&k.addr_b) {
                 return false;
             }
         }

@@ -40,7 +40,10 @@ pub fn frame(kind: &str, data: &serde_json::Value) -> Frame {
 }
 
 fn error_frame(e: &ProtocolError) -> Frame {
-    frame("error", &serde_json::json!({ "code": e.code(), "message": e.to_string() }))
+    frame(
+        "error",
+        &serde_json::json!({ "code": e.code(), "message": e.to_string() }),
+    )
 }
 
 /// How the connection ended (for logs and tests).
@@ -62,7 +65,13 @@ pub enum End {
 pub type FilterCheck = Arc<dyn Fn(&super::protocol::RawFilter) -> Result<(), String> + Send + Sync>;
 
 /// Runs one connection until it ends.
-pub async fn run(mut ws: WebSocket, hub: Arc<Hub>, hello: serde_json::Value, check: FilterCheck, mut shutdown: tokio::sync::broadcast::Receiver<()>) -> End {
+pub async fn run(
+    mut ws: WebSocket,
+    hub: Arc<Hub>,
+    hello: serde_json::Value,
+    check: FilterCheck,
+    mut shutdown: tokio::sync::broadcast::Receiver<()>,
+) -> End {
     let ClientHandle { id, mut rx, kill } = hub.register();
     let mut ping = interval(PING_INTERVAL);
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -132,10 +141,21 @@ pub async fn run(mut ws: WebSocket, hub: Arc<Hub>, hello: serde_json::Value, che
     match end {
         End::Slow => {
             // Best effort only: a slow client's socket is full, so do not wait for it.
-            let _ = tokio::time::timeout(Duration::from_millis(100), send(&mut ws, Message::close_with(1008u16, "too slow: send queue full"))).await;
+            let _ = tokio::time::timeout(
+                Duration::from_millis(100),
+                send(
+                    &mut ws,
+                    Message::close_with(1008u16, "too slow: send queue full"),
+                ),
+            )
+            .await;
         }
         End::Idle | End::Shutdown => {
-            let _ = tokio::time::timeout(Duration::from_secs(1), send(&mut ws, Message::close_with(1001u16, "going away"))).await;
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                send(&mut ws, Message::close_with(1001u16, "going away")),
+            )
+            .await;
         }
         End::Closed | End::WriteStalled => {}
     }

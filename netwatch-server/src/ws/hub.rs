@@ -118,7 +118,16 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::channel(QUEUE_LIMIT);
         let kill = Arc::new(Notify::new());
-        self.lock().insert(id, Slot { tx, kill: kill.clone(), topics: Topics::default(), filter: RawFilter::new(), seen: HashMap::new() });
+        self.lock().insert(
+            id,
+            Slot {
+                tx,
+                kill: kill.clone(),
+                topics: Topics::default(),
+                filter: RawFilter::new(),
+                seen: HashMap::new(),
+            },
+        );
         self.stats.clients.fetch_add(1, Ordering::Relaxed);
         self.stats.connections_total.fetch_add(1, Ordering::Relaxed);
         ClientHandle { id, rx, kill }
@@ -145,7 +154,12 @@ impl Hub {
 
     /// Adds topics (and replaces the flow filter when one is given); returns the new set and
     /// the latest message of each newly added periodic topic, to send right away.
-    pub fn subscribe(&self, id: u64, topics: &[Topic], filter: Option<RawFilter>) -> (Topics, Vec<Frame>) {
+    pub fn subscribe(
+        &self,
+        id: u64,
+        topics: &[Topic],
+        filter: Option<RawFilter>,
+    ) -> (Topics, Vec<Frame>) {
         let mut clients = self.lock();
         let Some(slot) = clients.get_mut(&id) else {
             return (Topics::default(), Vec::new());
@@ -205,8 +219,14 @@ impl Hub {
                 if let Some(slot) = clients.remove(&id) {
                     slot.kill.notify_one();
                     self.stats.clients.fetch_sub(1, Ordering::Relaxed);
-                    self.stats.slow_dropped_total.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(client = id, queue = QUEUE_LIMIT, "websocket client too slow: dropped");
+                    self.stats
+                        .slow_dropped_total
+                        .fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(
+                        client = id,
+                        queue = QUEUE_LIMIT,
+                        "websocket client too slow: dropped"
+                    );
                 }
                 Offer::Dropped
             }
@@ -228,20 +248,32 @@ impl Hub {
     /// Queues a frame for every subscriber of `topic` and remembers it for new subscribers;
     /// returns how many clients got it.
     pub fn broadcast(&self, topic: Topic, frame: &Frame) -> usize {
-        self.latest.lock().unwrap_or_else(PoisonError::into_inner).insert(topic, frame.clone());
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(topic, frame.clone());
         self.broadcast_transient(topic, frame)
     }
 
     /// Forgets the remembered messages (nobody is connected: they would only go stale).
     pub fn forget_latest(&self) {
-        self.latest.lock().unwrap_or_else(PoisonError::into_inner).clear();
+        self.latest
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     /// Like [`Hub::broadcast`] without remembering the frame (flow changes, alert transitions).
     pub fn broadcast_transient(&self, topic: Topic, frame: &Frame) -> usize {
         let mut clients = self.lock();
-        let ids: Vec<u64> = clients.iter().filter(|(_, s)| s.topics.has(topic)).map(|(id, _)| *id).collect();
-        ids.into_iter().filter(|id| self.offer_locked(&mut clients, *id, frame) == Offer::Queued).count()
+        let ids: Vec<u64> = clients
+            .iter()
+            .filter(|(_, s)| s.topics.has(topic))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter()
+            .filter(|id| self.offer_locked(&mut clients, *id, frame) == Offer::Queued)
+            .count()
     }
 
     /// Distinct flow filters of the clients subscribed to `flows`, each with its clients.
@@ -254,12 +286,19 @@ impl Hub {
                 groups.entry(&s.filter).or_default().push(*id);
             }
         }
-        groups.into_iter().map(|(f, ids)| (f.clone(), ids)).collect()
+        groups
+            .into_iter()
+            .map(|(f, ids)| (f.clone(), ids))
+            .collect()
     }
 
     /// Keeps, for one client, only the flows that changed since it last got them, and
     /// records them as sent. `flows` holds (key, last_ns, packets, json).
-    pub fn changed_for(&self, id: u64, flows: &[(String, u64, u64, Arc<serde_json::Value>)]) -> Vec<Arc<serde_json::Value>> {
+    pub fn changed_for(
+        &self,
+        id: u64,
+        flows: &[(String, u64, u64, Arc<serde_json::Value>)],
+    ) -> Vec<Arc<serde_json::Value>> {
         let mut clients = self.lock();
         let Some(slot) = clients.get_mut(&id) else {
             return Vec::new();
@@ -308,7 +347,10 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, QUEUE_LIMIT);
-        assert!(matches!(slow.rx.try_recv(), Err(mpsc::error::TryRecvError::Disconnected)));
+        assert!(matches!(
+            slow.rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
         // later broadcasts skip it
         assert_eq!(hub.broadcast(Topic::Metrics, &frame("y")), 1);
     }
@@ -318,10 +360,17 @@ mod tests {
         let hub = Hub::new();
         hub.broadcast(Topic::Health, &frame("h1"));
         let mut c = hub.register();
-        assert_eq!(hub.broadcast(Topic::Health, &frame("h2")), 0, "not subscribed yet");
+        assert_eq!(
+            hub.broadcast(Topic::Health, &frame("h2")),
+            0,
+            "not subscribed yet"
+        );
         let (t, fresh) = hub.subscribe(c.id, &[Topic::Health, Topic::Metrics], None);
         assert!(t.has(Topic::Health) && t.has(Topic::Metrics));
-        assert_eq!(fresh.iter().map(|f| f.to_string()).collect::<Vec<_>>(), vec!["h2"]);
+        assert_eq!(
+            fresh.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+            vec!["h2"]
+        );
         let (_, again) = hub.subscribe(c.id, &[Topic::Health], None);
         assert!(again.is_empty(), "already subscribed: nothing resent");
         hub.unsubscribe(c.id, &[Topic::Health]);
@@ -347,10 +396,20 @@ mod tests {
         assert_eq!(groups.len(), 1);
         assert_eq!(groups[0].1.len(), 2);
         let j = Arc::new(serde_json::json!({"k": 1}));
-        let flows = vec![("k1".to_string(), 10, 1, j.clone()), ("k2".to_string(), 10, 1, j.clone())];
+        let flows = vec![
+            ("k1".to_string(), 10, 1, j.clone()),
+            ("k2".to_string(), 10, 1, j.clone()),
+        ];
         assert_eq!(hub.changed_for(a.id, &flows).len(), 2);
-        assert_eq!(hub.changed_for(a.id, &flows).len(), 0, "unchanged flows are not resent");
-        let flows2 = vec![("k1".to_string(), 11, 2, j.clone()), ("k2".to_string(), 10, 1, j)];
+        assert_eq!(
+            hub.changed_for(a.id, &flows).len(),
+            0,
+            "unchanged flows are not resent"
+        );
+        let flows2 = vec![
+            ("k1".to_string(), 11, 2, j.clone()),
+            ("k2".to_string(), 10, 1, j),
+        ];
         assert_eq!(hub.changed_for(a.id, &flows2).len(), 1);
         assert_eq!(hub.filter_of(b.id), Some(f));
     }

@@ -18,7 +18,16 @@ pub const SUBPROTOCOL: &str = "netwatch.v1";
 pub const MAX_CLIENT_MESSAGE: usize = 4096;
 
 /// Keys a flow filter may hold: the query parameters of `GET /api/v1/flows` that select flows.
-pub const FILTER_KEYS: [&str; 8] = ["src_ip", "dst_ip", "host", "protocol", "port", "status", "time_start", "time_end"];
+pub const FILTER_KEYS: [&str; 8] = [
+    "src_ip",
+    "dst_ip",
+    "host",
+    "protocol",
+    "port",
+    "status",
+    "time_start",
+    "time_end",
+];
 
 /// A topic a client can subscribe to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -39,7 +48,14 @@ pub enum Topic {
 
 impl Topic {
     /// Every topic, in bit order.
-    pub const ALL: [Topic; 6] = [Topic::Metrics, Topic::TopTalkers, Topic::Protocols, Topic::Health, Topic::Alerts, Topic::Flows];
+    pub const ALL: [Topic; 6] = [
+        Topic::Metrics,
+        Topic::TopTalkers,
+        Topic::Protocols,
+        Topic::Health,
+        Topic::Alerts,
+        Topic::Flows,
+    ];
 
     /// Wire name.
     #[must_use]
@@ -81,7 +97,11 @@ impl Topics {
     /// The names, in bit order.
     #[must_use]
     pub fn names(self) -> Vec<&'static str> {
-        Topic::ALL.into_iter().filter(|t| self.has(*t)).map(Topic::name).collect()
+        Topic::ALL
+            .into_iter()
+            .filter(|t| self.has(*t))
+            .map(Topic::name)
+            .collect()
     }
 }
 
@@ -118,7 +138,9 @@ pub enum ProtocolError {
     #[error("unknown message type \"{0}\" (expected subscribe, unsubscribe or ping)")]
     UnknownType(String),
     /// A topic the server does not know.
-    #[error("unknown topic \"{0}\" (expected metrics, top_talkers, protocols, health, alerts or flows)")]
+    #[error(
+        "unknown topic \"{0}\" (expected metrics, top_talkers, protocols, health, alerts or flows)"
+    )]
     UnknownTopic(String),
     /// A filter key that is not a flow query parameter.
     #[error("unknown filter key \"{0}\" (expected src_ip, dst_ip, host, protocol, port, status, time_start or time_end)")]
@@ -136,7 +158,9 @@ impl ProtocolError {
             ProtocolError::Malformed(_) => "MALFORMED_MESSAGE",
             ProtocolError::UnknownType(_) => "UNKNOWN_TYPE",
             ProtocolError::UnknownTopic(_) => "UNKNOWN_TOPIC",
-            ProtocolError::UnknownFilterKey(_) | ProtocolError::InvalidFilter(_) => "INVALID_FILTER",
+            ProtocolError::UnknownFilterKey(_) | ProtocolError::InvalidFilter(_) => {
+                "INVALID_FILTER"
+            }
         }
     }
 }
@@ -153,9 +177,13 @@ struct Wire {
 
 /// Parses one client text frame.
 pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
-    let w: Wire = serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let w: Wire =
+        serde_json::from_str(text).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
     let topics = || -> Result<Vec<Topic>, ProtocolError> {
-        w.topics.iter().map(|t| Topic::parse(t).ok_or_else(|| ProtocolError::UnknownTopic(t.clone()))).collect()
+        w.topics
+            .iter()
+            .map(|t| Topic::parse(t).ok_or_else(|| ProtocolError::UnknownTopic(t.clone())))
+            .collect()
     };
     match w.kind.as_str() {
         "subscribe" => {
@@ -171,7 +199,11 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
                             serde_json::Value::String(s) => s.clone(),
                             serde_json::Value::Number(n) => n.to_string(),
                             serde_json::Value::Null => continue,
-                            other => return Err(ProtocolError::InvalidFilter(format!("{k}: {other} is not a string or number"))),
+                            other => {
+                                return Err(ProtocolError::InvalidFilter(format!(
+                                    "{k}: {other} is not a string or number"
+                                )))
+                            }
                         };
                         if !s.is_empty() {
                             out.insert(k.clone(), s);
@@ -180,7 +212,10 @@ pub fn parse_client(text: &str) -> Result<ClientMessage, ProtocolError> {
                     Some(out)
                 }
             };
-            Ok(ClientMessage::Subscribe { topics: topics()?, filter })
+            Ok(ClientMessage::Subscribe {
+                topics: topics()?,
+                filter,
+            })
         }
         "unsubscribe" => Ok(ClientMessage::Unsubscribe { topics: topics()? }),
         "ping" => Ok(ClientMessage::Ping),
@@ -200,26 +235,57 @@ mod tests {
 
     #[test]
     fn subscribe_with_filter() {
-        let m = parse_client(r#"{"type":"subscribe","topics":["metrics","flows"],"filter":{"src_ip":"10.0.0.0/8","port":443,"status":null}}"#);
+        let m = parse_client(
+            r#"{"type":"subscribe","topics":["metrics","flows"],"filter":{"src_ip":"10.0.0.0/8","port":443,"status":null}}"#,
+        );
         let mut f = RawFilter::new();
         f.insert("src_ip".into(), "10.0.0.0/8".into());
         f.insert("port".into(), "443".into());
-        assert_eq!(m, Ok(ClientMessage::Subscribe { topics: vec![Topic::Metrics, Topic::Flows], filter: Some(f) }));
+        assert_eq!(
+            m,
+            Ok(ClientMessage::Subscribe {
+                topics: vec![Topic::Metrics, Topic::Flows],
+                filter: Some(f)
+            })
+        );
     }
 
     #[test]
     fn other_messages() {
         assert_eq!(parse_client(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping));
-        assert_eq!(parse_client(r#"{"type":"unsubscribe","topics":["flows"]}"#), Ok(ClientMessage::Unsubscribe { topics: vec![Topic::Flows] }));
-        assert_eq!(parse_client(r#"{"type":"subscribe"}"#), Ok(ClientMessage::Subscribe { topics: vec![], filter: None }));
+        assert_eq!(
+            parse_client(r#"{"type":"unsubscribe","topics":["flows"]}"#),
+            Ok(ClientMessage::Unsubscribe {
+                topics: vec![Topic::Flows]
+            })
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"subscribe"}"#),
+            Ok(ClientMessage::Subscribe {
+                topics: vec![],
+                filter: None
+            })
+        );
     }
 
     #[test]
     fn refusals_name_the_problem() {
-        assert!(matches!(parse_client("not json"), Err(ProtocolError::Malformed(_))));
-        assert!(matches!(parse_client("[]"), Err(ProtocolError::Malformed(_))));
-        assert_eq!(parse_client(r#"{"type":"dance"}"#), Err(ProtocolError::UnknownType("dance".into())));
-        assert_eq!(parse_client(r#"{"type":"subscribe","topics":["cats"]}"#), Err(ProtocolError::UnknownTopic("cats".into())));
+        assert!(matches!(
+            parse_client("not json"),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_client("[]"),
+            Err(ProtocolError::Malformed(_))
+        ));
+        assert_eq!(
+            parse_client(r#"{"type":"dance"}"#),
+            Err(ProtocolError::UnknownType("dance".into()))
+        );
+        assert_eq!(
+            parse_client(r#"{"type":"subscribe","topics":["cats"]}"#),
+            Err(ProtocolError::UnknownTopic("cats".into()))
+        );
         assert_eq!(
             parse_client(r#"{"type":"subscribe","topics":[],"filter":{"limit":"5"}}"#),
             Err(ProtocolError::UnknownFilterKey("limit".into()))

@@ -159,6 +159,7 @@ const perfPoller = new Poller((signal) => api.history('15m', '5s', { signal }), 
 // --- Flows -----------------------------------------------------------------------------------
 const ws = new WebSocketService(state, {
   onFlows: (data) => flowTable.onLiveFlows(data),
+  onRecent: (points) => chart.backfill(points),
   onReconnect: () => {
     // Sync the latest data after an outage (WS-09): refill the chart and reload what is shown.
     backfillPoller.now();

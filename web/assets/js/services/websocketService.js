@@ -8,8 +8,9 @@ import { applyAlert } from '../components/Health/AlertPanel.js';
 export const DASHBOARD_TOPICS = ['metrics', 'top_talkers', 'protocols', 'health', 'alerts'];
 
 export class WebSocketService {
-  constructor(state, { onFlows, onReconnect } = {}) {
+  constructor(state, { onFlows, onReconnect, onRecent } = {}) {
     this.state = state;
+    this.onRecent = onRecent || (() => {});
     this.onFlows = onFlows || (() => {});
     this.onReconnect = onReconnect || (() => {});
     this.wasOpen = false;
@@ -47,6 +48,9 @@ export class WebSocketService {
     const data = msg.data;
     switch (msg.type) {
       case 'metrics':
+        // `recent` repeats the last seconds so late batches correct them (docs/WEBSOCKET.md).
+        if (data && Array.isArray(data.recent)) this.onRecent(data.recent);
+        if (!data || !data.timestamp) break;
         this.state.setState('dashboard.metrics', data, 'ws/metrics');
         this.state.setState('websocket.lastUpdate', msg.timestamp, 'ws/metrics');
         break;

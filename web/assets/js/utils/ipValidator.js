@@ -51,11 +51,7 @@ export function isIPOrCidr(s) {
   return false;
 }
 
-/** Port 0-65535 or a range "lo-hi" with lo <= hi. */
-export function isPortOrRange(s) {
-  const m = /^(\d{1,5})(?:-(\d{1,5}))?$/.exec(String(s));
-  if (!m) return false;
-  const lo = Number(m[1]);
-  const hi = m[2] === undefined ? lo : Number(m[2]);
-  return lo <= 65535 && hi <= 65535 && lo <= hi;
+/** A port number 0-65535 (matched on either side by the API). */
+export function isPort(s) {
+  return /^\d{1,5}$/.test(String(s)) && Number(s) <= 65535;
 }

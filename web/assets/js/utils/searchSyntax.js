@@ -2,7 +2,7 @@
 // translated into the REST query parameters of GET /api/v1/flows. Values are validated here so
 // the user gets an immediate message; the server validates again (400 with the seed's body).
 
-import { isIPOrCidr, isPortOrRange } from './ipValidator.js';
+import { isIPOrCidr, isPort } from './ipValidator.js';
 
 const PROTOCOL_NAMES = ['tcp', 'udp', 'icmp', 'icmpv6', 'gre', 'esp', 'ah', 'sctp', 'igmp', 'ospf'];
 const STATUSES = ['active', 'idle', 'closed'];
@@ -17,7 +17,7 @@ export const SEARCH_KEYS = {
   dst_ip: ['dst_ip', isIPOrCidr, 'an IP address or CIDR'],
   host: ['host', isIPOrCidr, 'an IP address or CIDR'],
   ip: ['host', isIPOrCidr, 'an IP address or CIDR'],
-  port: ['port', isPortOrRange, 'a port 0-65535 or a range like 1000-2000'],
+  port: ['port', isPort, 'a port number 0-65535'],
   protocol: ['protocol', validProtocol, 'a protocol name (tcp, udp, icmp...) or number 0-255'],
   proto: ['protocol', validProtocol, 'a protocol name (tcp, udp, icmp...) or number 0-255'],
   status: ['status', (v) => STATUSES.includes(v.toLowerCase()), 'active, idle or closed'],
@@ -51,7 +51,7 @@ export function parseSearch(text) {
       continue;
     }
     if (isIPOrCidr(token)) params.host = token;
-    else if (isPortOrRange(token)) params.port = token;
+    else if (isPort(token)) params.port = token;
     else if (validProtocol(token) && !/^\d+$/.test(token)) params.protocol = token.toLowerCase();
     else if (STATUSES.includes(token.toLowerCase())) params.status = token.toLowerCase();
     else errors.push(`Cannot understand "${token}": try src_ip:10.0.0.0/8 port:443 protocol:tcp`);

@@ -5,6 +5,7 @@
 import { backoffDelay } from '../../services/apiClient.js';
 
 export const WS_PATH = '/api/v1/ws';
+export const SUBPROTOCOL = 'netwatch.v1';
 
 export class WebSocketClient {
   constructor({ url, onMessage, onStatus, staleMs = 10000, pingMs = 15000, backoff = {} } = {}) {
@@ -21,7 +22,9 @@ export class WebSocketClient {
     this.closedByUser = false;
     this.timers = { reconnect: 0, stale: 0, ping: 0 };
     this.lastMessageAt = 0;
-    this.authMessage = null; // hook: () => object sent first after open (token auth, D-13)
+    // Hook for token auth (D-13): returns the token or null. The token travels as the
+    // subprotocol entry `bearer.<token>` next to `netwatch.v1`, never in the URL.
+    this.tokenProvider = () => null;
   }
 
   static defaultUrl() {
@@ -38,7 +41,8 @@ export class WebSocketClient {
     clearTimeout(this.timers.reconnect);
     let ws;
     try {
-      ws = new WebSocket(this.url);
+      const token = this.tokenProvider();
+      ws = new WebSocket(this.url, token ? [SUBPROTOCOL, `bearer.${token}`] : [SUBPROTOCOL]);
     } catch (err) {
       console.warn('websocket: cannot open', err);
       this.scheduleReconnect();
@@ -47,7 +51,6 @@ export class WebSocketClient {
     this.ws = ws;
     this.onStatus({ state: this.attempt === 0 ? 'connecting' : 'reconnecting', attempt: this.attempt });
     ws.onopen = () => {
-      if (this.authMessage) this.sendRaw(this.authMessage());
       this.sendSubscription();
       this.lastMessageAt = Date.now();
       this.armStale();

@@ -93,13 +93,13 @@ export class FlowTable {
       const active = this.sortBy === c.sort;
       const sortState = active ? (this.sortOrder === 'asc' ? 'ascending' : 'descending') : 'none';
       return h('th', { scope: 'col', class: c.num ? 'num' : '', 'aria-sort': sortState, dataset: { col: c.key } },
-        h('button', {
+        !c.sort ? c.title : h('button', {
           type: 'button',
           class: 'sort-btn',
           dataset: { sort: c.sort },
           title: `Sort by ${c.title}`,
           onclick: () => this.sortOn(c),
-        }, c.title, h('span', { class: 'sort-mark', 'aria-hidden': 'true' }, active ? (this.sortOrder === 'asc' ? ' ▲' : ' ▼') : '')));
+        }, c.title, h('span', { class: 'sort-mark', 'aria-hidden': 'true' }, active ? (this.sortOrder === 'asc' ? ' ▲' : ' ▼') : ' ↕')));
     }));
   }
 
