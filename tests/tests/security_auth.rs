@@ -67,7 +67,6 @@ fn rest_needs_the_token_when_one_is_configured() {
 }
 
 #[test]
-#[ignore = "needs the dashboard assets (web engineer); un-ignore when assets.rs lands"]
 fn dashboard_files_are_public_with_a_token_configured() {
     // The dashboard's files hold no data; the page asks for the token and keeps it in memory.
     let s = server_with_token();
@@ -76,7 +75,6 @@ fn dashboard_files_are_public_with_a_token_configured() {
 }
 
 #[test]
-#[ignore = "needs the WebSocket feed (web engineer); un-ignore when ws::routes lands"]
 fn websocket_upgrade_needs_the_token_too() {
     let s = server_with_token();
     let wrong = format!("Bearer {}", TOKEN.replace('5', "6"));
@@ -120,7 +118,6 @@ fn websocket_upgrade_needs_the_token_too() {
 }
 
 #[test]
-#[ignore = "needs the WebSocket feed (web engineer); un-ignore when ws::routes lands"]
 fn websocket_refuses_a_foreign_origin() {
     let s = Server::start(&[], &[]);
     let host = s.addr.to_string();

@@ -328,7 +328,6 @@ fn security_headers_on_every_response() {
 }
 
 #[test]
-#[ignore = "needs the WebSocket feed and the dashboard assets (web engineer)"]
 fn security_headers_on_dashboard_and_websocket() {
     let s = Server::start(&[], &[]);
     let index = s.get("/", &[]);
