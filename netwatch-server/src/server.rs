@@ -17,6 +17,9 @@ pub enum ServerError {
     /// The ingest socket.
     #[error("ingest socket: {0}")]
     Socket(#[from] crate::ingest::BindError),
+    /// The TLS certificate or key (issue 7).
+    #[error(transparent)]
+    Tls(#[from] crate::security::tls::TlsError),
     /// The HTTP listener.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
@@ -44,19 +47,35 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
         addr: config.listen,
         source,
     })?;
+    // Issue 7: HTTPS when a certificate and key are configured (checked before serving).
+    let tls = match &config.security.tls {
+        Some(files) => Some(crate::security::tls::acceptor(files)?),
+        None => None,
+    };
     let state = AppState::new(config);
 
     let ingest = tokio::spawn(crate::ingest::run(unix, state.clone()));
     let ticker = tokio::spawn(tick(state.clone()));
     let mut rx = state.shutdown.subscribe();
-    let http = warp::serve(crate::http::app(state.clone()))
-        .incoming(tcp)
-        .graceful(async move {
-            let _ = rx.recv().await;
-        });
-    let http = tokio::spawn(http.run());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let http = match tls {
+        Some(acceptor) => tokio::spawn(crate::security::tls::serve(
+            tcp,
+            acceptor,
+            crate::http::app(state.clone()),
+            rx,
+        )),
+        None => {
+            let http = warp::serve(crate::http::app(state.clone()))
+                .incoming(tcp)
+                .graceful(async move {
+                    let _ = rx.recv().await;
+                });
+            tokio::spawn(http.run())
+        }
+    };
     info!(
-        "listening on http://{addr} ; ingest socket {}",
+        "listening on {scheme}://{addr} ; ingest socket {}",
         socket_path.display()
     );
 

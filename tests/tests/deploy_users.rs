@@ -8,7 +8,7 @@
 //!   with `groupadd/useradd --system` when missing, and left in place);
 //! - a runtime directory like `/run/netwatch` (0750 netwatch:netwatch, RuntimeDirectory=);
 //! - the server as `netwatch`, no capabilities at all, empty bounding set, no_new_privs,
-//!   UMask 0007 (like netwatch-server.service);
+//!   UMask 0077 (like netwatch-server.service);
 //! - the helper as `netwatch-capture` (primary group netwatch, no other group) with only
 //!   CAP_NET_RAW, ambient, and a bounding set of CAP_NET_RAW, no_new_privs (like
 //!   netwatch-capture.service), capturing a veth inside a test network namespace while a
@@ -160,12 +160,12 @@ fn units_users_capabilities_and_paths_work_together_root() {
     ip(&["-n", &ns_src, "link", "set", &veth_src, "up"]);
 
     // netwatch-server.service: User=netwatch Group=netwatch, CapabilityBoundingSet= (empty),
-    // NoNewPrivileges=yes, UMask=0007, the example config, the socket in the runtime dir.
+    // NoNewPrivileges=yes, UMask=0077, the example config, the socket in the runtime dir.
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let config = workspace().join("deploy/netwatch.toml");
     let server_cmd = format!(
-        "umask 0007; exec setpriv --reuid=netwatch --regid=netwatch --init-groups \
+        "umask 0077; exec setpriv --reuid=netwatch --regid=netwatch --init-groups \
 --bounding-set=-all --inh-caps=-all --no-new-privs {} --config {} --listen {} --socket {}",
         bin("netwatch-server").display(),
         config.display(),

@@ -15,6 +15,7 @@
 //! - A WebSocket upgrade, and any `/api` request carrying an `Origin`, must come from the
 //!   server's own origin or a configured one ([`origin`]); CORS answers only configured origins.
 //! - Security headers on every response, errors and 404 included ([`headers`]).
+//! - Optional HTTPS with rustls ([`tls`]).
 //!
 //! [`protect`] wraps the router with all of this; [`Security::admit`] is the decision itself,
 //! deterministic and tested without a server.
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod headers;
 pub mod origin;
 pub mod ratelimit;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -580,7 +582,11 @@ pub fn protect(
 ) -> impl Filter<Extract = (impl warp::Reply,), Error = Infallible> + Clone + Send + Sync + 'static
 {
     let s_admit = sec.clone();
-    let admit = warp::addr::remote()
+    // warp records the peer for the connections it accepts; the TLS server adds ClientAddr.
+    let peer = warp::addr::remote()
+        .and(warp::ext::optional::<tls::ClientAddr>())
+        .map(|a: Option<SocketAddr>, c: Option<tls::ClientAddr>| a.or(c.map(|c| c.0)));
+    let admit = peer
         .and(warp::method())
         .and(warp::path::full())
         .and(warp::header::headers_cloned())
