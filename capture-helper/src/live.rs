@@ -113,6 +113,8 @@ pub enum OpenStep {
     Promisc,
     /// `PACKET_FANOUT`.
     Fanout,
+    /// Moving the socket to its fixed descriptor.
+    Descriptor,
 }
 
 /// A ring opening step that failed.
@@ -139,6 +141,9 @@ pub struct OpenSpec<'a> {
     pub filter: Option<&'a [SockFilter]>,
     /// Fanout group id when more than one ring is opened.
     pub fanout_group: Option<u16>,
+    /// Descriptor to move the socket to (live mode: `PACKET_FD_BASE + thread`), so that
+    /// the seccomp policy can refuse writes to it.
+    pub fd: Option<std::os::fd::RawFd>,
 }
 
 /// Opens one socket + ring, in the order the kernel needs: TPACKET_V3 before the ring, the
@@ -171,6 +176,10 @@ pub fn open_ring(spec: &OpenSpec<'_>) -> Result<RingSource, OpenError> {
         sock.join_fanout(group, PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG)
             .map_err(e(OpenStep::Fanout))?;
     }
+    let sock = match spec.fd {
+        Some(fd) => sock.move_to_fd(fd).map_err(e(OpenStep::Descriptor))?,
+        None => sock,
+    };
     Ok(RingSource::new(sock, ring))
 }
 
@@ -560,6 +569,7 @@ mod tests {
             promisc: false,
             filter: None,
             fanout_group: None,
+            fd: None,
         })
         .expect("open ring on lo");
         let mut filtered = open_ring(&OpenSpec {
@@ -568,6 +578,7 @@ mod tests {
             promisc: false,
             filter: Some(&prog),
             fanout_group: None,
+            fd: None,
         })
         .expect("open filtered ring on lo");
 

@@ -39,6 +39,8 @@ pub const EXIT_NO_CAPABILITY: u8 = 4;
 /// that is not on the allowlist (`mkdirat`) right after the first export, so a test can
 /// see the kernel kill the helper with SIGSYS. Without seccomp it creates
 /// `$NETWATCH_TEST_FORBIDDEN_PATH` (default `/tmp/netwatch-forbidden-syscall`) instead.
+/// When `inject`, it writes a frame to the packet socket's descriptor instead (refused too:
+/// a compromised helper cannot inject frames).
 pub const FORBIDDEN_SYSCALL_ENV: &str = "NETWATCH_TEST_FORBIDDEN_SYSCALL";
 
 /// Live-capture flags (flattened into the command line by `cli`).
@@ -274,9 +276,9 @@ pub fn run<S: BatchSink>(
     connect: impl FnOnce() -> S,
 ) -> Result<RunSummary, StartupError> {
     let flags = &cfg.flags;
-    if flags.threads == 0 || flags.threads > 64 {
+    if flags.threads == 0 || flags.threads > 16 {
         return Err(StartupError::Config(
-            "--threads must be between 1 and 64".into(),
+            "--threads must be between 1 and 16".into(),
         ));
     }
     if flags.export_interval < 10 || flags.export_interval > 60_000 {
@@ -317,13 +319,15 @@ pub fn run<S: BatchSink>(
     // capability can go right after. Filter before bind, fanout after bind (see open_ring).
     let fanout_group = (flags.threads > 1).then(|| (std::process::id() & 0xffff) as u16);
     let mut sources = Vec::with_capacity(usize::from(flags.threads));
-    for _ in 0..flags.threads {
+    for i in 0..flags.threads {
         let spec = OpenSpec {
             interface: &cfg.interface,
             ring,
             promisc: flags.promisc,
             filter: filter.as_deref(),
             fanout_group,
+            // A fixed descriptor the seccomp policy refuses writes to: no frame injection.
+            fd: Some(crate::sys::packet::PACKET_FD_BASE + i32::from(i)),
         };
         let src = open_ring(&spec).map_err(|e| open_error(&cfg.interface, e))?;
         sources.push(src);
@@ -582,7 +586,7 @@ fn export_loop<S: BatchSink>(
     let mut interval_start = realtime_ns();
     let mut last_export = Instant::now();
     let mut summary = RunSummary::default();
-    let forbidden = std::env::var(FORBIDDEN_SYSCALL_ENV).is_ok_and(|v| v == "1");
+    let hook = std::env::var(FORBIDDEN_SYSCALL_ENV).unwrap_or_default();
     let mut failure = None;
     loop {
         match rx.recv_timeout(interval) {
@@ -621,7 +625,7 @@ fn export_loop<S: BatchSink>(
             interval_start = now;
             last_export = Instant::now();
             reported.iter_mut().for_each(|r| *r = false);
-            if forbidden {
+            if hook == "1" {
                 // Test-only hook: see FORBIDDEN_SYSCALL_ENV. Under seccomp the kernel kills
                 // the process here with SIGSYS.
                 let path = std::env::var("NETWATCH_TEST_FORBIDDEN_PATH")
@@ -629,6 +633,10 @@ fn export_loop<S: BatchSink>(
                 let c = std::ffi::CString::new(path).unwrap_or_default();
                 let r = seccomp::forbidden_syscall(&c);
                 warn!("forbidden syscall returned {r:?} (seccomp is off)");
+            } else if hook == "inject" {
+                // Test-only hook: a write to the packet socket (frame injection) is refused.
+                let r = seccomp::write_to_packet_socket();
+                warn!("write to the packet socket returned {r:?} (seccomp is off)");
             }
         }
         if all_done {

@@ -101,6 +101,18 @@ fn a_syscall_outside_the_allowlist_kills_the_helper_needs_root() {
     );
     assert!(!probe.exists(), "the forbidden mkdirat took effect");
 
+    // Frame injection through the packet socket the helper keeps is refused the same way.
+    let inject = [("NETWATCH_TEST_FORBIDDEN_SYSCALL", "inject")];
+    let mut helper = start_helper(&pair, &server.socket, &dir.path("inject.log"), &[], &inject);
+    let st = helper
+        .wait_exit(Duration::from_secs(20))
+        .expect("helper still running: a write to the packet socket was allowed");
+    assert_eq!(
+        exit_signal(&st),
+        Some(31),
+        "expected death by SIGSYS, got {st:?}"
+    );
+
     // Control: without seccomp the same hook really makes the call (so the kill above is the
     // filter's doing), and the helper keeps running until SIGTERM.
     let mut helper = start_helper(

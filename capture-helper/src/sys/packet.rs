@@ -8,6 +8,10 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
+/// First descriptor the packet sockets are moved to (one per capture thread, at most 16);
+/// the seccomp policy allows write/send only below it.
+pub const PACKET_FD_BASE: RawFd = 1000;
+
 /// One classic BPF instruction (`struct sock_filter`), as `tcpdump -ddd` prints it.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,6 +220,33 @@ impl PacketSocket {
             return Err(e);
         }
         Ok(rc > 0)
+    }
+
+    /// Moves the socket to descriptor `target` (dup3 with O_CLOEXEC, then closes the old
+    /// one). The seccomp policy refuses write/send on descriptors from
+    /// [`PACKET_FD_BASE`] up, so a compromised helper cannot inject frames through the
+    /// packet socket it keeps for reading.
+    ///
+    /// # Errors
+    /// The dup3 error (EBADF when `target` is over RLIMIT_NOFILE); `AlreadyExists` when
+    /// `target` is already open (it would be closed silently otherwise).
+    pub fn move_to_fd(self, target: RawFd) -> io::Result<Self> {
+        // SAFETY: fcntl(F_GETFD) only queries whether `target` is an open descriptor.
+        if unsafe { libc::fcntl(target, libc::F_GETFD) } >= 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!("descriptor {target} is in use"),
+            ));
+        }
+        // SAFETY: dup3 duplicates our open socket onto `target`, which we just checked is
+        // not open (so nothing else owns it and no descriptor is silently closed); on success
+        // the new descriptor is owned by nobody else, so OwnedFd may take it. The old OwnedFd
+        // is dropped (closed) afterwards, exactly once.
+        let fd = unsafe {
+            let rc = cvt(libc::dup3(self.fd.as_raw_fd(), target, libc::O_CLOEXEC))?;
+            OwnedFd::from_raw_fd(rc)
+        };
+        Ok(PacketSocket { fd })
     }
 
     /// The raw descriptor (for mmap).

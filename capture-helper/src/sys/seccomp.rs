@@ -69,6 +69,26 @@ pub fn forbidden_syscall(path: &std::ffi::CStr) -> io::Result<()> {
     Ok(())
 }
 
+/// Test-only hook (`NETWATCH_TEST_FORBIDDEN_SYSCALL=inject`): writes a frame-sized buffer
+/// to the first packet socket's descriptor, which the policy refuses (SIGSYS). Without
+/// seccomp the kernel would send it out of the interface.
+pub fn write_to_packet_socket() -> io::Result<()> {
+    let frame = [0xffu8; 60];
+    // SAFETY: write(2) reads `frame.len()` bytes from a live stack buffer; the descriptor is
+    // a plain integer (an invalid one only yields EBADF).
+    let rc = unsafe {
+        libc::write(
+            super::packet::PACKET_FD_BASE,
+            frame.as_ptr().cast(),
+            frame.len(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

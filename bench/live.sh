@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Live-capture benchmark (needs root, trafgen/netsniff-ng/tcpdump: .ci/install.d/30-live.sh).
+#
+# Two private network namespaces joined by a veth pair; trafgen (one CPU) sends 64-byte UDP
+# frames (1,000 flows) from one end at stepped rates; on the other end THREE capturers run
+# side by side on the same interface in the same run:
+#   netwatch-capture (release, seccomp on, --user nobody, streaming to a real netwatch-server),
+#   tcpdump -w /dev/null, netsniff-ng --out /dev/null.
+# Per rate it prints: frames sent (veth tx counter), frames each capturer received, its
+# kernel drops, its CPU time as % of one core per 100 kpps, and the helper's RSS.
+# No traffic leaves the namespaces. Usage: bench/live.sh [SECONDS_PER_STEP] [RATES...]
+#   RATES in pps; "max" = trafgen unthrottled. Default: 5 s at 50000 100000 200000 max.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ "$(id -u)" = 0 ] || { echo "bench/live.sh needs root (network namespaces, CAP_NET_RAW)" >&2; exit 1; }
+for p in trafgen netsniff-ng tcpdump ip setpriv python3; do
+  command -v "$p" >/dev/null || { echo "missing $p (see .ci/install.d/30-live.sh)" >&2; exit 1; }
+done
+SECS=${1:-5}; shift || true
+RATES=("$@"); [ ${#RATES[@]} -gt 0 ] || RATES=(50000 100000 200000 max)
+cargo build --release -q -p netwatch-capture -p netwatch-server
+HELPER=$PWD/target/release/netwatch-capture
+SERVER=$PWD/target/release/netwatch-server
+TCK=$(getconf CLK_TCK)
+
+tag=$$
+NSG=nwbench-$tag-g; NSC=nwbench-$tag-c; VG=nwbg$tag; VC=nwbc$tag
+DIR=$(mktemp -d /tmp/netwatch-bench-XXXXXX); chmod 777 "$DIR"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  ip netns del "$NSG" 2>/dev/null || true; ip netns del "$NSC" 2>/dev/null || true
+  rm -rf "$DIR"
+}
+trap cleanup EXIT
+ip netns add "$NSG"; ip netns add "$NSC"
+ip link add "$VG" netns "$NSG" type veth peer name "$VC" netns "$NSC"
+ip -n "$NSG" addr add 10.98.0.2/24 dev "$VG"; ip -n "$NSC" addr add 10.98.0.1/24 dev "$VC"
+for ns in "$NSG" "$NSC"; do ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=1; ip -n "$ns" link set lo up; done
+ip -n "$NSG" link set "$VG" up; ip -n "$NSC" link set "$VC" up
+DMAC=$(ip netns exec "$NSC" cat /sys/class/net/"$VC"/address)
+SMAC=$(ip netns exec "$NSG" cat /sys/class/net/"$VG"/address)
+# 64-byte frames: Ethernet 14 + IPv4 20 + UDP 8 + 22 bytes payload; source port cycles over
+# 1,000 values (1,000 flows); destination port 9 (discard; nothing listens: the frames are
+# dropped by the stack after the capturers saw them, and no ICMP goes back (rate limited)).
+cat >"$DIR/udp64.trafgen" <<EOF
+{
+  eth(da=$DMAC, sa=$SMAC, type=0x0800),
+  ipv4(saddr=10.98.0.2, daddr=10.98.0.1, proto=17, ttl=64),
+  udp(sport=dinc(10000, 10999), dport=9),
+  fill(0x00, 22)
+}
+EOF
+
+setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$SERVER" --socket "$DIR/capture.sock" \
+  --listen 127.0.0.1:18099 --log warn 2>"$DIR/server.log" &
+PIDS+=($!)
+for _ in $(seq 100); do [ -S "$DIR/capture.sock" ] && break; sleep 0.05; done
+
+cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+txcount() { ip netns exec "$NSG" cat /sys/class/net/"$VG"/statistics/tx_packets; }
+
+printf '%-9s %-9s | %-28s | %-28s | %-28s | %s\n' "rate" "sent" \
+  "netwatch: recv drops cpu%/100k" "tcpdump: recv drops cpu%/100k" "netsniff-ng: recv drops cpu%/100k" "helper RSS"
+for rate in "${RATES[@]}"; do
+  # Fresh capturers per step, so each reports its own totals at exit.
+  NETWATCH_LOG=info ip netns exec "$NSC" "$HELPER" --interface "$VC" --connect "$DIR/capture.sock" --user nobody \
+    2>"$DIR/helper.log" & HP=$!; PIDS+=($HP)
+  ip netns exec "$NSC" tcpdump -i "$VC" -n -s 0 -w /dev/null 2>"$DIR/tcpdump.log" & TP=$!; PIDS+=($TP)
+  ip netns exec "$NSC" netsniff-ng --in "$VC" --out /dev/null --silent >"$DIR/nsng.log" 2>&1 & NP=$!; PIDS+=($NP)
+  sleep 3   # netsniff-ng takes a moment to start
+  h0=$(cpu_ticks $HP); t0=$(cpu_ticks $TP); n0=$(cpu_ticks $NP); s0=$(txcount)
+  if [ "$rate" = max ]; then
+    timeout -s INT "$SECS" ip netns exec "$NSG" trafgen --dev "$VG" --conf "$DIR/udp64.trafgen" --cpus 1 -C >/dev/null 2>&1 || true
+  else
+    ip netns exec "$NSG" trafgen --dev "$VG" --conf "$DIR/udp64.trafgen" --cpus 1 -C -b "${rate}pps" \
+      -n $((rate * SECS)) >/dev/null 2>&1
+  fi
+  sleep 1
+  s1=$(txcount); h1=$(cpu_ticks $HP); t1=$(cpu_ticks $TP); n1=$(cpu_ticks $NP); rss=$(rss_kib $HP)
+  sent=$((s1 - s0))
+  kill -TERM $HP; kill -INT $TP; kill -INT $NP
+  wait $HP $TP $NP 2>/dev/null || true
+  sed -i 's/\x1b\[[0-9;]*m//g' "$DIR/helper.log"   # strip the log's colours
+  hrecv=$(grep -o 'frames=[0-9]*' "$DIR/helper.log" | tail -1 | cut -d= -f2 || true)
+  hdrop=$(grep -o 'kernel_drops=[0-9]*' "$DIR/helper.log" | tail -1 | cut -d= -f2 || true)
+  trecv=$(grep -o '^[0-9]* packets captured' "$DIR/tcpdump.log" | awk '{print $1}' || true)
+  tdrop=$(grep -o '^[0-9]* packets dropped by kernel' "$DIR/tcpdump.log" | awk '{print $1}' || true)
+  nrecv=$(tr '\r' '\n' <"$DIR/nsng.log" | grep -oE '[0-9]+ +packets passed filter' | awk '{print $1}' || true)
+  ndrop=$(tr '\r' '\n' <"$DIR/nsng.log" | grep -oE '[0-9]+ +packets failed filter' | awk '{print $1}' || true)
+  [ -n "${BENCH_DEBUG:-}" ] && { tail -2 "$DIR/helper.log"; cat "$DIR/tcpdump.log"; tr "\r" "\n" <"$DIR/nsng.log" | grep -v "Cannot set"; }
+  # The helper and tcpdump also count the few frames before/after trafgen (none here: IPv6
+  # off, no other traffic in the namespaces).
+  python3 - "$rate" "$sent" "$SECS" "$TCK" "${hrecv:-0}" "${hdrop:-0}" $((h1 - h0)) "${trecv:-0}" "${tdrop:-0}" \
+    $((t1 - t0)) "${nrecv:-0}" "${ndrop:-0}" $((n1 - n0)) "${rss:-0}" <<'PY'
+import sys
+rate, sent, secs, tck = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
+v = sys.argv[5:]
+kpps = sent / secs / 1000.0
+def col(recv, drop, ticks):
+    cpu = int(ticks) / tck / secs * 100.0          # % of one core over the step
+    per = cpu / (kpps / 100.0) if kpps else 0.0     # per 100 kpps
+    return f"{int(recv or 0):>9} {int(drop or 0):>7} {per:>8.2f}"
+print(f"{rate:<9} {sent:<9} | {col(v[0], v[1], v[2])}  | {col(v[3], v[4], v[5])}  | {col(v[6], v[7], v[8])}  | {int(v[9])/1024:.1f} MiB")
+PY
+done
