@@ -551,9 +551,10 @@ mod tests {
             eprintln!("SKIPPED: needs root");
             return;
         }
+        // Big enough for the other loopback traffic of a busy test machine.
         let ring = RingConfig {
-            block_size: 1 << 16,
-            block_nr: 4,
+            block_size: 1 << 20,
+            block_nr: 16,
             frame_size: 2048,
             retire_ms: 5,
         };
