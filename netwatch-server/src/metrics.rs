@@ -489,6 +489,18 @@ impl Metrics {
                 );
             }
             extra.push(flows);
+            let mut by_proto = family(
+                "netwatch_flows_by_protocol",
+                "Flows in the store, by IP protocol name.",
+                MetricType::GAUGE,
+            );
+            for (p, n) in store.count_by_protocol().iter().enumerate() {
+                if *n > 0 {
+                    let name = crate::model::protocol_name(u8::try_from(p).unwrap_or(u8::MAX));
+                    push(&mut by_proto, &[("protocol", name.as_str())], *n as f64);
+                }
+            }
+            extra.push(by_proto);
             let c = store.counters();
             extra.push(single(
                 "netwatch_flows_created_total",

@@ -159,6 +159,31 @@ scrape_configs:\n  - job_name: netwatch\n    metrics_path: /metrics\n    authori
     #[allow(clippy::cast_precision_loss)]
     let expected_flows = expected["flows"] as f64;
     assert_eq!(flows, expected_flows, "flows in the store vs summary flows");
+    let by_proto = query(
+        prom_addr,
+        "sum(netwatch_flows_by_protocol{job=\"netwatch\"})",
+    )
+    .expect("by protocol");
+    assert_eq!(by_proto, expected_flows, "flows by protocol add up");
+    // Per protocol, as the oracle's flow list says (column 1: IP protocol number).
+    let csv =
+        std::fs::read_to_string(workspace().join(format!("tests/fixtures/{FIXTURE}.flows.csv")))
+            .expect("flows.csv");
+    #[allow(clippy::cast_precision_loss)]
+    let udp = csv
+        .lines()
+        .skip(1)
+        .filter(|l| l.split(',').next() == Some("17"))
+        .count() as f64;
+    assert!(udp > 0.0);
+    assert_eq!(
+        query(
+            prom_addr,
+            "netwatch_flows_by_protocol{job=\"netwatch\",protocol=\"udp\"}"
+        ),
+        Some(udp),
+        "UDP flows of {FIXTURE}"
+    );
     // A scrape is counted once answered, so it shows in the next scrape.
     let q = "netwatch_http_requests_total{job=\"netwatch\",route=\"/metrics\",status=\"200\"}";
     while !query(prom_addr, q).is_some_and(|v| v >= 1.0) {

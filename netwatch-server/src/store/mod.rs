@@ -838,6 +838,17 @@ impl Store {
             .count()
     }
 
+    /// Flows in the store per IP protocol number (for `/metrics`, issue 7).
+    #[must_use]
+    pub fn count_by_protocol(&self) -> [u64; 256] {
+        let c = &self.cols;
+        let mut n = [0u64; 256];
+        for i in (0..c.len()).filter(|&i| c.flags[i] & F_LIVE != 0) {
+            n[usize::from(c.proto[i])] += 1;
+        }
+        n
+    }
+
     /// One flow by key.
     #[must_use]
     pub fn get(&self, key: &FlowKey, now: u64) -> Option<FlowView> {
