@@ -53,22 +53,25 @@ fn id_of(kind: &str, name: &str) -> Option<(u32, u32)> {
 
 /// The users of deploy/sysusers.d/netwatch.conf, created like systemd-sysusers would.
 fn ensure_users() -> (u32, u32, u32) {
+    // Tolerates a concurrent creator: a failed add is fine if the entry exists afterwards.
     if id_of("group", "netwatch").is_none() {
-        run_ok(Command::new("groupadd").args(["--system", "netwatch"]));
+        let _ = Command::new("groupadd")
+            .args(["--system", "netwatch"])
+            .status();
     }
     for user in ["netwatch", "netwatch-capture"] {
         if id_of("passwd", user).is_none() {
-            run_ok(Command::new("useradd").args([
-                "--system",
-                "--gid",
-                "netwatch",
-                "--no-create-home",
-                "--home-dir",
-                "/",
-                "--shell",
-                "/usr/sbin/nologin",
-                user,
-            ]));
+            let _ = Command::new("useradd")
+                .args([
+                    "--system",
+                    "--gid",
+                    "netwatch",
+                    "--no-create-home",
+                    "--home-dir",
+                    "/",
+                ])
+                .args(["--shell", "/usr/sbin/nologin", user])
+                .status();
         }
     }
     let gid = id_of("group", "netwatch").expect("group netwatch").0;
