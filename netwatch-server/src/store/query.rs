@@ -1,13 +1,13 @@
 //! Flow queries: filters combined with AND (D-22), server-side sorting and pagination.
 //!
 //! A query scans the flag column and only the columns its filters use, counts every match
-//! (for `total_count`) and keeps the `offset + limit` best matches in a bounded heap, so
+//! (for `total_count`) and keeps the `offset + limit` best matches in a bounded buffer, so
 //! nothing sorts the whole table. Ties are broken by slot id, which is stable while the
 //! flows stay stored, so pages do not overlap.
 
 use super::{FlowStatus, FlowView, Store, TalkerRow, F_INIT_B, F_LIVE, F_V6};
 use ipnet::IpNet;
-use std::collections::BinaryHeap;
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Sort keys of `/flows`.
@@ -95,7 +95,7 @@ impl AddrMatch {
     }
 }
 
-/// Heap size above which matches are collected and selected instead.
+/// Candidate buffer size for big pages.
 const HEAP_MAX: usize = 1 << 16;
 
 impl Store {
@@ -104,8 +104,8 @@ impl Store {
         &self,
         i: usize,
         q: &FlowQuery,
-        src: Option<AddrMatch>,
-        dst: Option<AddrMatch>,
+        src: &Option<AddrMatch>,
+        dst: &Option<AddrMatch>,
         now: u64,
     ) -> bool {
         let c = &self.cols;
@@ -133,33 +133,18 @@ impl Store {
                 return false;
             }
         }
-        let init_b = f & F_INIT_B != 0;
-        for (m, want_src) in [(src, true), (dst, false)] {
-            let Some(m) = m else { continue };
-            // src = the initiator's side; dst = the other side.
-            let use_b = init_b == want_src;
-            let ok = match m {
-                AddrMatch::V4 { net, mask } => {
-                    f & F_V6 == 0 && (if use_b { c.b4[i] } else { c.a4[i] }) & mask == net
+        if src.is_some() || dst.is_some() {
+            let init_b = f & F_INIT_B != 0;
+            // src = the initiator's side (side B when F_INIT_B), dst = the other side.
+            if let Some(m) = &src {
+                if !self.addr_matches(i, f, m, init_b) {
+                    return false;
                 }
-                AddrMatch::V6(n) => {
-                    f & F_V6 != 0 && {
-                        let k = &c.key[i];
-                        match if use_b { k.addr_b } else { k.addr_a } {
-                            IpAddr::V6(a) => n.contains(&a),
-                            IpAddr::V4(_) => false,
-                        }
-                    }
-                }
-            };
-            if !ok {
-                return false;
             }
-        }
-        if let Some(h) = q.host {
-            let k = &c.key[i];
-            if !h.contains(&k.addr_a) && !h.contains(&k.addr_b) {
-                return false;
+            if let Some(m) = &dst {
+                if !self.addr_matches(i, f, m, !init_b) {
+                    return false;
+                }
             }
         }
         if let Some(s) = q.status {
@@ -168,6 +153,27 @@ impl Store {
             }
         }
         true
+    }
+
+    #[inline]
+    fn addr_matches(&self, i: usize, f: u8, m: &AddrMatch, side_b: bool) -> bool {
+        let c = &self.cols;
+        match m {
+            AddrMatch::V4 { net, mask } => {
+                f & F_V6 == 0 && (if side_b { c.b4[i] } else { c.a4[i] }) & mask == *net
+            }
+            AddrMatch::V6(n) => {
+                f & F_V6 != 0
+                    && match if side_b {
+                        c.key[i].addr_b
+                    } else {
+                        c.key[i].addr_a
+                    } {
+                        IpAddr::V6(a) => n.contains(&a),
+                        IpAddr::V4(_) => false,
+                    }
+            }
+        }
     }
 
     #[inline]
@@ -195,40 +201,56 @@ impl Store {
         let want = q.offset.saturating_add(q.limit);
         let n = self.cols.len();
         let mut total = 0usize;
-        let ranks: Vec<u128> = if want <= HEAP_MAX {
-            let mut heap: BinaryHeap<u128> = BinaryHeap::with_capacity(want.min(n) + 1);
-            for i in 0..n {
-                if !self.matches(i, q, src, dst, now) {
-                    continue;
+        // Keep the `want` smallest ranks: candidates below the current threshold go into a
+        // buffer; when it fills, select_nth keeps the best `want` and tightens the
+        // threshold. Linear in the matches whatever their order (a heap is not: flows
+        // arrive in time order, so a `last_seen desc` scan would push every row).
+        let mut ranks: Vec<u128> = Vec::new();
+        if want > 0 {
+            let cap = want
+                .saturating_mul(2)
+                .clamp(4096, HEAP_MAX.max(want.saturating_mul(2)));
+            let mut threshold = u128::MAX;
+            let mut buf: Vec<u128> = Vec::with_capacity(cap.min(n + 1));
+            // Slots are mostly in arrival (time) order: scanning newest first for a
+            // descending time sort fills the buffer with the winners early, so the
+            // threshold rejects almost everything after that. The result does not depend
+            // on the direction (ties break by slot id).
+            let newest_first = q.order == SortOrder::Desc
+                && matches!(q.sort_by, SortBy::LastSeen | SortBy::FirstSeen);
+            let mut visit = |i: usize| {
+                if !self.matches(i, q, &src, &dst, now) {
+                    return;
                 }
                 total += 1;
-                if want == 0 {
-                    continue;
-                }
                 let r = self.rank(i, q);
-                if heap.len() < want {
-                    heap.push(r);
-                } else if heap.peek().is_some_and(|&top| r < top) {
-                    heap.pop();
-                    heap.push(r);
+                if r < threshold {
+                    buf.push(r);
+                    if buf.len() >= cap {
+                        buf.select_nth_unstable(want - 1);
+                        buf.truncate(want);
+                        threshold = buf[want - 1];
+                    }
                 }
+            };
+            if newest_first {
+                (0..n).rev().for_each(&mut visit);
+            } else {
+                (0..n).for_each(&mut visit);
             }
-            heap.into_sorted_vec()
+            if buf.len() > want {
+                buf.select_nth_unstable(want - 1);
+                buf.truncate(want);
+            }
+            buf.sort_unstable();
+            ranks = buf;
         } else {
-            let mut all = Vec::new();
             for i in 0..n {
-                if self.matches(i, q, src, dst, now) {
-                    all.push(self.rank(i, q));
+                if self.matches(i, q, &src, &dst, now) {
+                    total += 1;
                 }
             }
-            total = all.len();
-            if want < all.len() {
-                all.select_nth_unstable(want);
-                all.truncate(want);
-            }
-            all.sort_unstable();
-            all
-        };
+        }
         let flows = ranks
             .iter()
             .skip(q.offset)
@@ -266,6 +288,17 @@ impl Store {
         }
         let hit = |b: usize| bits[b / 64] & (1 << (b % 64)) != 0;
         let mut best: Vec<Vec<(u64, u32)>> = vec![Vec::new(); rows.len()];
+        let index: HashMap<IpAddr, usize> =
+            rows.iter().enumerate().map(|(i, r)| (r.addr, i)).collect();
+        let mut v4: Vec<(u32, usize)> = rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r.addr {
+                IpAddr::V4(a) => Some((u32::from(a), i)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        v4.sort_unstable();
         let c = &self.cols;
         for i in 0..c.len() {
             let f = c.flags[i];
@@ -280,18 +313,38 @@ impl Store {
             if !hit(la) && !hit(lb) {
                 continue;
             }
-            let k = &c.key[i];
-            for (ri, row) in rows.iter_mut().enumerate() {
-                if row.addr == k.addr_a || row.addr == k.addr_b {
-                    row.flow_count += 1;
-                    let list = &mut best[ri];
-                    let entry = (c.bytes[i], i as u32);
-                    if list.len() < flows_each {
-                        list.push(entry);
-                    } else if let Some(min_pos) = (0..list.len()).min_by_key(|&j| list[j]) {
-                        if list[min_pos] < entry {
-                            list[min_pos] = entry;
-                        }
+            // Which rows this flow belongs to: IPv4 through a sorted table of the talkers'
+            // addresses (no hashing), IPv6 through the key.
+            let mut found = [usize::MAX; 2];
+            if f & F_V6 == 0 {
+                let (a, b) = (c.a4[i], c.b4[i]);
+                if let Ok(p) = v4.binary_search_by_key(&a, |e| e.0) {
+                    found[0] = v4[p].1;
+                }
+                if b != a {
+                    if let Ok(p) = v4.binary_search_by_key(&b, |e| e.0) {
+                        found[1] = v4[p].1;
+                    }
+                }
+            } else {
+                let k = &c.key[i];
+                found[0] = index.get(&k.addr_a).copied().unwrap_or(usize::MAX);
+                if k.addr_b != k.addr_a {
+                    found[1] = index.get(&k.addr_b).copied().unwrap_or(usize::MAX);
+                }
+            }
+            for ri in found {
+                if ri == usize::MAX {
+                    continue;
+                }
+                rows[ri].flow_count += 1;
+                let list = &mut best[ri];
+                let entry = (c.bytes[i], i as u32);
+                if list.len() < flows_each {
+                    list.push(entry);
+                } else if let Some(min_pos) = (0..list.len()).min_by_key(|&j| list[j]) {
+                    if list[min_pos] < entry {
+                        list[min_pos] = entry;
                     }
                 }
             }
