@@ -147,6 +147,13 @@ impl Store {
                 }
             }
         }
+        if let Some(h) = q.host {
+            // Either endpoint (top-talker drill-down).
+            let k = &c.key[i];
+            if !h.contains(&k.addr_a) && !h.contains(&k.addr_b) {
+                return false;
+            }
+        }
         if let Some(s) = q.status {
             if c.status(i, now, self.cfg.idle_ns) != s {
                 return false;
