@@ -7,7 +7,8 @@ use crate::source::{Frame, FrameSource, SourceError, LINKTYPE_ETHERNET};
 use crate::sys::packet::{interface_index, PacketSocket, SockFilter};
 use crate::sys::ring::{self, Ring};
 use crate::sys::tpacket::{
-    Frames, TpacketReq3, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_HASH, TPACKET_ALIGNMENT,
+    FrameHeader, TpacketReq3, FRAME_HEADER_LEN, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_HASH,
+    TPACKET_ALIGNMENT,
 };
 use std::io;
 use std::process::Command;
@@ -207,6 +208,8 @@ pub struct RingSource {
     offset: usize,
     /// Frames left in the held block.
     remaining: u32,
+    /// Used bytes of the held block (`blk_len`, checked against the block size).
+    blk_len: usize,
     /// A frame with its VLAN tag put back (the kernel strips it into the header).
     vlan_buf: Vec<u8>,
     kernel: KernelCounters,
@@ -223,6 +226,7 @@ impl RingSource {
             ring,
             offset: 0,
             remaining: 0,
+            blk_len: 0,
             vlan_buf: Vec::with_capacity(2048),
             kernel: KernelCounters::default(),
             ring_errors: 0,
@@ -265,28 +269,37 @@ impl RingSource {
         self.blocks
     }
 
-    /// Finds the next frame: its offset in the held block, or `None` when no block is ready.
-    fn advance(&mut self) -> Option<usize> {
+    /// Finds the next frame in the held block (acquiring the next block when needed) and
+    /// returns what `next` needs; every offset was checked against the block's used length.
+    fn advance(&mut self) -> Option<FrameMeta> {
         loop {
             if self.remaining > 0 {
-                let block = self.ring.held_block()?;
-                let Ok(view) = ring::view(block) else {
-                    self.ring_errors += u64::from(self.remaining);
-                    self.remaining = 0;
-                    continue;
-                };
-                let mut frames = Frames::at(&view, self.offset, self.remaining);
-                match frames.next() {
-                    Some(Ok(f)) => {
-                        let here = self.offset;
-                        self.offset = frames.offset();
-                        self.remaining = frames.remaining();
+                let used = self.ring.held_block()?.get(..self.blk_len)?;
+                match FrameHeader::new_checked(used, self.offset) {
+                    Ok(f) => {
+                        self.remaining -= 1;
+                        if self.remaining > 0 {
+                            let next = f.next_offset() as usize;
+                            // A link shorter than a header is garbage (or a loop): the next
+                            // call fails its check and the rest of the block is counted lost.
+                            self.offset = if next < FRAME_HEADER_LEN {
+                                usize::MAX
+                            } else {
+                                self.offset.saturating_add(next)
+                            };
+                        }
                         if f.is_loopback_outgoing() {
                             continue;
                         }
-                        return Some(here);
+                        return Some(FrameMeta {
+                            start: f.data_start(),
+                            len: f.data().len(),
+                            wire_len: f.wire_len(),
+                            ts_ns: f.ts_ns(),
+                            vlan: f.stripped_vlan(),
+                        });
                     }
-                    _ => {
+                    Err(_) => {
                         self.ring_errors += u64::from(self.remaining);
                         self.remaining = 0;
                         continue;
@@ -304,6 +317,7 @@ impl RingSource {
                 Ok(v) => {
                     self.offset = v.offset_to_first_pkt() as usize;
                     self.remaining = v.num_pkts();
+                    self.blk_len = v.blk_len() as usize;
                 }
                 Err(_) => {
                     // A descriptor that does not check: nothing in it can be trusted, and
@@ -316,29 +330,35 @@ impl RingSource {
     }
 }
 
+/// One frame located by `advance`: a range of the held block plus its header fields.
+#[derive(Debug, Clone, Copy)]
+struct FrameMeta {
+    start: usize,
+    len: usize,
+    wire_len: u32,
+    ts_ns: u64,
+    vlan: Option<(u16, u16)>,
+}
+
 impl FrameSource for RingSource {
     fn link_type(&self) -> u32 {
         LINKTYPE_ETHERNET
     }
 
     fn next(&mut self) -> Result<Option<Frame<'_>>, SourceError> {
-        let Some(offset) = self.advance() else {
+        let Some(m) = self.advance() else {
             return Ok(None);
         };
-        // advance() checked this header a moment ago; building the view again is a handful
-        // of bounds checks. `self.ring` and `self.vlan_buf` are disjoint fields, so the frame
-        // can borrow the block while the VLAN buffer is written.
-        let Some(block) = self.ring.held_block() else {
+        // `self.ring` and `self.vlan_buf` are disjoint fields, so the frame can borrow the
+        // block while the VLAN buffer is written. The range was checked in `advance`.
+        let Some(data) = self
+            .ring
+            .held_block()
+            .and_then(|b| b.get(m.start..m.start + m.len))
+        else {
             return Ok(None);
         };
-        let Ok(view) = ring::view(block) else {
-            return Ok(None);
-        };
-        let Some(Ok(f)) = Frames::at(&view, offset, 1).next() else {
-            return Ok(None);
-        };
-        let (wire_len, ts_ns, data) = (f.wire_len(), f.ts_ns(), f.data());
-        if let (Some((tpid, tci)), true) = (f.stripped_vlan(), data.len() >= 12) {
+        if let (Some((tpid, tci)), true) = (m.vlan, data.len() >= 12) {
             // The kernel (or the NIC) removed the 802.1Q tag; put it back after the MAC
             // addresses so the parser sees the frame as it was on the wire (as libpcap does).
             self.vlan_buf.clear();
@@ -348,14 +368,14 @@ impl FrameSource for RingSource {
             self.vlan_buf.extend_from_slice(&data[12..]);
             return Ok(Some(Frame {
                 data: &self.vlan_buf,
-                wire_len: wire_len.saturating_add(4),
-                ts_ns,
+                wire_len: m.wire_len.saturating_add(4),
+                ts_ns: m.ts_ns,
             }));
         }
         Ok(Some(Frame {
             data,
-            wire_len,
-            ts_ns,
+            wire_len: m.wire_len,
+            ts_ns: m.ts_ns,
         }))
     }
 }

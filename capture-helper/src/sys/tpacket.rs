@@ -266,6 +266,7 @@ pub struct FrameHeader<'a> {
     /// The header plus the sockaddr_ll after it, when the frame data starts past it.
     sll: Option<&'a [u8]>,
     data: &'a [u8],
+    data_start: usize,
 }
 
 impl<'a> FrameHeader<'a> {
@@ -298,7 +299,12 @@ impl<'a> FrameHeader<'a> {
         } else {
             None
         };
-        Ok(FrameHeader { hdr, sll, data })
+        Ok(FrameHeader {
+            hdr,
+            sll,
+            data,
+            data_start: mac,
+        })
     }
 
     /// Offset from this frame to the next one of the block (0 for the last frame).
@@ -352,6 +358,13 @@ impl<'a> FrameHeader<'a> {
             u16_at(b, sll_field::HATYPE) == ARPHRD_LOOPBACK
                 && b[sll_field::PKTTYPE] == PACKET_OUTGOING
         })
+    }
+
+    /// Where [`FrameHeader::data`] starts in the buffer given to `new_checked` (it ends
+    /// `data().len()` bytes later).
+    #[must_use]
+    pub fn data_start(&self) -> usize {
+        self.data_start
     }
 
     /// The captured bytes, starting at the Ethernet header.
