@@ -120,7 +120,9 @@ const healthPoller = new Poller(async (signal) => {
   return doc;
 }, {
   everyMs: 5000,
-  enabled: () => !isLive() || !state.getState('dashboard.health') || view() === 'health',
+  // The live feed pushes health every 5 s; REST is the fallback while it is down. (/health
+  // answers 503 while no helper is connected, which the browser would log as an error.)
+  enabled: () => !isLive(),
   onData: (doc) => state.setState('dashboard.health', doc, 'rest/health'),
   onError: (err, delay) => {
     if (!state.getState('dashboard.health')) panelError($('#metrics-grid'), err, delay, () => healthPoller.now(), false);
@@ -211,7 +213,7 @@ const nav = new TabNavigation(state, {
     }
     if (name === 'health') {
       perfPoller.now();
-      healthPoller.now();
+      if (!isLive()) healthPoller.now();
       metricsGrid.render(state.getState('dashboard.health'), state.getState('dashboard.metrics'));
     }
     if (name === 'dashboard') {
@@ -227,5 +229,10 @@ const nav = new TabNavigation(state, {
 
 ws.start();
 nav.route();
-for (const p of [talkersPoller, protocolsPoller, healthPoller, backfillPoller, metricsPoller]) p.start();
+for (const p of [talkersPoller, protocolsPoller, backfillPoller]) p.start();
+// Health and current metrics come from the live feed within a second; REST only if it is not up by then.
+setTimeout(() => {
+  healthPoller.start();
+  metricsPoller.start();
+}, 1500);
 window.netwatch = { state, ws, chart, flowTable }; // for debugging and the browser tests

@@ -24,8 +24,8 @@ function humanise(name, value) {
   if (typeof value === 'boolean') return value ? 'yes' : 'no';
   if (value === null || value === undefined) return '-';
   if (typeof value === 'number') {
-    if (/(rss|memory|bytes)/i.test(name)) return `${formatBytes(value)} (${formatInteger(value)})`;
-    if (/(cpu|percent)/i.test(name)) return formatPercent(value);
+    if (/(rss|bytes)$/i.test(name)) return `${formatBytes(value)} (${formatInteger(value)})`;
+    if (/(cpu_percent|cpu)$/i.test(name)) return formatPercent(value);
     return formatInteger(value);
   }
   if (/(timestamp|_at|time)$/i.test(name) && !Number.isNaN(Date.parse(value))) return formatDateTime(value);
@@ -56,6 +56,14 @@ export class MetricsGrid {
       metrics ? h('div', { class: `stat stat-${Number(metrics.cpuUsage) > 80 ? 'warn' : 'ok'}`, dataset: { stat: 'cpu' } },
         h('div', { class: 'stat-label' }, 'Server CPU'), h('div', { class: 'stat-value' }, formatPercent(metrics.cpuUsage)),
         h('div', { class: 'stat-sub' }, `RSS ${formatBytes(metrics.memoryUsage)}`)) : null,
+      Array.isArray(hl.helpers) ? h('div', { class: `stat stat-${hl.helpers.some((x) => x.connected) ? 'ok' : 'error'}`, dataset: { stat: 'helpers' } },
+        h('div', { class: 'stat-label' }, 'Capture helpers'),
+        h('div', { class: 'stat-value' }, `${hl.helpers.filter((x) => x.connected).length} connected`),
+        h('div', { class: 'stat-sub' }, hl.helpers.map((x) => `${x.interface || '?'} (${x.source || '?'})`).join(', ') || 'none')) : null,
+      hl.evictions ? h('div', { class: `stat stat-${Number(hl.evictions.memory_total) > 0 ? 'warn' : 'ok'}`, dataset: { stat: 'evictions' } },
+        h('div', { class: 'stat-label' }, 'Flows stored / evicted'),
+        h('div', { class: 'stat-value' }, `${formatInteger(hl.flows_stored)} / ${formatInteger(hl.evictions.memory_total)}`),
+        h('div', { class: 'stat-sub' }, `${formatInteger(hl.evictions.retention_expired)} expired by retention`)) : null,
       metrics ? h('div', { class: `stat stat-${Number(metrics.droppedPackets) > 0 ? 'error' : 'ok'}`, dataset: { stat: 'drops' } },
         h('div', { class: 'stat-label' }, 'Dropped packets'), h('div', { class: 'stat-value' }, formatInteger(metrics.droppedPackets)),
         h('div', { class: 'stat-sub' }, `${formatInteger(metrics.captureErrors)} capture errors`)) : null);
