@@ -203,7 +203,10 @@ impl Params {
     ) -> Result<(u64, String), ApiError> {
         let v = self.get(name).unwrap_or(default);
         let bad = || ApiError::param(name, v, "must be a duration such as 30s, 5m or 1h");
-        let (num, unit) = v.split_at(v.len().saturating_sub(1));
+        let Some(last) = v.chars().last() else {
+            return Err(bad());
+        };
+        let (num, unit) = v.split_at(v.len() - last.len_utf8());
         if num.is_empty()
             || num.len() > 6
             || num.starts_with('0')
@@ -281,5 +284,8 @@ mod tests {
         );
         assert!(long.protocol("p").is_err());
         assert!(long.protocol("q").is_err());
+        let odd = Params::parse("d=%C2%80&e=", &["d", "e"]).expect("parse");
+        assert!(odd.duration("d", "5m", 3600).is_err());
+        assert!(odd.duration("e", "5m", 3600).is_err());
     }
 }
