@@ -87,9 +87,15 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), CodecError> {
     let len = out.len() - start - PREFIX_LEN;
     if len > MAX_FRAME_LEN {
         out.truncate(start);
-        return Err(CodecError::TooLong { len, max: MAX_FRAME_LEN });
+        return Err(CodecError::TooLong {
+            len,
+            max: MAX_FRAME_LEN,
+        });
     }
-    let len32 = u32::try_from(len).map_err(|_| CodecError::TooLong { len, max: MAX_FRAME_LEN })?;
+    let len32 = u32::try_from(len).map_err(|_| CodecError::TooLong {
+        len,
+        max: MAX_FRAME_LEN,
+    })?;
     out[start..start + PREFIX_LEN].copy_from_slice(&len32.to_le_bytes());
     Ok(())
 }
@@ -102,16 +108,24 @@ pub fn encode_into(msg: &Message, out: &mut Vec<u8>) -> Result<(), CodecError> {
 /// exceeds the maximum; `Invalid` when it is too short to hold a version.
 pub fn frame_len(buf: &[u8]) -> Result<usize, CodecError> {
     let Some(prefix) = buf.get(..PREFIX_LEN) else {
-        return Err(CodecError::Incomplete { have: buf.len(), needed: PREFIX_LEN });
+        return Err(CodecError::Incomplete {
+            have: buf.len(),
+            needed: PREFIX_LEN,
+        });
     };
     let mut b = [0u8; PREFIX_LEN];
     b.copy_from_slice(prefix);
     let len = usize::try_from(u32::from_le_bytes(b)).unwrap_or(usize::MAX);
     if len > MAX_FRAME_LEN {
-        return Err(CodecError::TooLong { len, max: MAX_FRAME_LEN });
+        return Err(CodecError::TooLong {
+            len,
+            max: MAX_FRAME_LEN,
+        });
     }
     if len < VERSION_LEN {
-        return Err(CodecError::Invalid(format!("frame length {len} is shorter than the version field")));
+        return Err(CodecError::Invalid(format!(
+            "frame length {len} is shorter than the version field"
+        )));
     }
     Ok(PREFIX_LEN + len)
 }
@@ -124,12 +138,18 @@ pub fn frame_len(buf: &[u8]) -> Result<usize, CodecError> {
 pub fn decode(buf: &[u8]) -> Result<(Message, usize), CodecError> {
     let total = frame_len(buf)?;
     let Some(frame) = buf.get(PREFIX_LEN..total) else {
-        return Err(CodecError::Incomplete { have: buf.len(), needed: total });
+        return Err(CodecError::Incomplete {
+            have: buf.len(),
+            needed: total,
+        });
     };
     let (version, body) = frame.split_at(VERSION_LEN);
     let got = u16::from_le_bytes([version[0], version[1]]);
     if got != PROTOCOL_VERSION {
-        return Err(CodecError::VersionMismatch { got, expected: PROTOCOL_VERSION });
+        return Err(CodecError::VersionMismatch {
+            got,
+            expected: PROTOCOL_VERSION,
+        });
     }
     let (msg, used): (Message, usize) = bincode::serde::decode_from_slice(body, config())
         .map_err(|e| CodecError::Invalid(e.to_string()))?;

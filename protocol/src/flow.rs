@@ -61,10 +61,24 @@ impl FlowKey {
         vlan: u16,
     ) -> (FlowKey, Side) {
         if (src, sport) <= (dst, dport) {
-            let key = FlowKey { addr_a: src, port_a: sport, addr_b: dst, port_b: dport, proto, vlan };
+            let key = FlowKey {
+                addr_a: src,
+                port_a: sport,
+                addr_b: dst,
+                port_b: dport,
+                proto,
+                vlan,
+            };
             (key, Side::A)
         } else {
-            let key = FlowKey { addr_a: dst, port_a: dport, addr_b: src, port_b: sport, proto, vlan };
+            let key = FlowKey {
+                addr_a: dst,
+                port_a: dport,
+                addr_b: src,
+                port_b: sport,
+                proto,
+                vlan,
+            };
             (key, Side::B)
         }
     }
@@ -198,7 +212,14 @@ mod tests {
         let (k, s) = FlowKey::from_packet(v4, 1, v4, 1, 17, 0);
         assert_eq!(s, Side::A);
         assert!(k.is_canonical());
-        let mixed = FlowKey { addr_a: v4, port_a: 0, addr_b: v6, port_b: 0, proto: 1, vlan: 0 };
+        let mixed = FlowKey {
+            addr_a: v4,
+            port_a: 0,
+            addr_b: v6,
+            port_b: 0,
+            proto: 1,
+            vlan: 0,
+        };
         assert!(!mixed.is_canonical());
     }
 }

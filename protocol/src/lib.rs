@@ -21,7 +21,9 @@ pub mod codec;
 pub mod flow;
 pub mod message;
 
-pub use codec::{decode, encode, encode_into, frame_len, CodecError, MAX_FRAME_LEN, PROTOCOL_VERSION};
+pub use codec::{
+    decode, encode, encode_into, frame_len, CodecError, MAX_FRAME_LEN, PROTOCOL_VERSION,
+};
 pub use flow::{DirCounters, EndReason, FlowKey, FlowRecord, Side};
 pub use message::{
     Ack, Bye, CaptureStats, FlowBatch, Hello, MalformedCounts, MalformedKind, Message, SourceKind,

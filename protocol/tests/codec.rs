@@ -52,29 +52,41 @@ fn arb_end() -> impl Strategy<Value = Option<EndReason>> {
 
 fn arb_record() -> impl Strategy<Value = FlowRecord> {
     (
-        (arb_ip(), any::<u16>(), arb_ip(), any::<u16>(), any::<u8>(), 0u16..4096),
+        (
+            arb_ip(),
+            any::<u16>(),
+            arb_ip(),
+            any::<u16>(),
+            any::<u8>(),
+            0u16..4096,
+        ),
         any::<bool>(),
         (any::<u64>(), any::<u64>()),
         (arb_dir(), arb_dir()),
         arb_end(),
     )
-        .prop_map(|((s, sp, d, dp, proto, vlan), init_a, (first_ns, last_ns), (ab, ba), end)| {
-            let (key, _) = FlowKey::from_packet(s, sp, d, dp, proto, vlan);
-            FlowRecord {
-                key,
-                initiator: if init_a { Side::A } else { Side::B },
-                first_ns,
-                last_ns,
-                ab,
-                ba,
-                end,
-            }
-        })
+        .prop_map(
+            |((s, sp, d, dp, proto, vlan), init_a, (first_ns, last_ns), (ab, ba), end)| {
+                let (key, _) = FlowKey::from_packet(s, sp, d, dp, proto, vlan);
+                FlowRecord {
+                    key,
+                    initiator: if init_a { Side::A } else { Side::B },
+                    first_ns,
+                    last_ns,
+                    ab,
+                    ba,
+                    end,
+                }
+            },
+        )
 }
 
 fn arb_stats() -> impl Strategy<Value = CaptureStats> {
-    (prop::array::uniform7(any::<u64>()), prop::collection::vec(any::<u64>(), 17)).prop_map(
-        |(counts, v)| CaptureStats {
+    (
+        prop::array::uniform7(any::<u64>()),
+        prop::collection::vec(any::<u64>(), 17),
+    )
+        .prop_map(|(counts, v)| CaptureStats {
             frames: v[0],
             bytes: v[1],
             flow_frames: v[2],
@@ -93,8 +105,7 @@ fn arb_stats() -> impl Strategy<Value = CaptureStats> {
             cpu_user_ns: v[14],
             cpu_system_ns: v[15],
             rss_bytes: v[16],
-        },
-    )
+        })
 }
 
 fn arb_message() -> impl Strategy<Value = Message> {
@@ -117,7 +128,8 @@ fn arb_message() -> impl Strategy<Value = Message> {
                     stats,
                 })
             }),
-        (any::<u64>(), any::<u64>()).prop_map(|(instance, seq)| Message::Ack(Ack { instance, seq })),
+        (any::<u64>(), any::<u64>())
+            .prop_map(|(instance, seq)| Message::Ack(Ack { instance, seq })),
         ".{0,40}".prop_map(|reason| Message::Bye(Bye { reason })),
     ]
 }
@@ -165,7 +177,10 @@ fn length_over_the_maximum_is_refused_before_reading_the_body() {
     // would answer Incomplete instead.
     assert_eq!(
         decode(&buf),
-        Err(CodecError::TooLong { len: MAX_FRAME_LEN + 1, max: MAX_FRAME_LEN })
+        Err(CodecError::TooLong {
+            len: MAX_FRAME_LEN + 1,
+            max: MAX_FRAME_LEN
+        })
     );
     buf = u32::MAX.to_le_bytes().to_vec();
     assert!(matches!(frame_len(&buf), Err(CodecError::TooLong { .. })));
@@ -174,11 +189,20 @@ fn length_over_the_maximum_is_refused_before_reading_the_body() {
 #[test]
 fn short_frames_are_incomplete_not_invalid() {
     let bytes = encode(&hello()).expect("encode");
-    assert_eq!(decode(&[]), Err(CodecError::Incomplete { have: 0, needed: 4 }));
-    assert_eq!(decode(&bytes[..3]), Err(CodecError::Incomplete { have: 3, needed: 4 }));
+    assert_eq!(
+        decode(&[]),
+        Err(CodecError::Incomplete { have: 0, needed: 4 })
+    );
+    assert_eq!(
+        decode(&bytes[..3]),
+        Err(CodecError::Incomplete { have: 3, needed: 4 })
+    );
     assert_eq!(
         decode(&bytes[..bytes.len() - 1]),
-        Err(CodecError::Incomplete { have: bytes.len() - 1, needed: bytes.len() })
+        Err(CodecError::Incomplete {
+            have: bytes.len() - 1,
+            needed: bytes.len()
+        })
     );
 }
 
@@ -193,14 +217,21 @@ fn garbage_is_invalid() {
     assert!(matches!(decode(&frame), Err(CodecError::Invalid(_))));
 
     // A valid message followed by trailing bytes inside the same frame.
-    let mut bytes = encode(&Message::Ack(Ack { instance: 1, seq: 2 })).expect("encode");
+    let mut bytes = encode(&Message::Ack(Ack {
+        instance: 1,
+        seq: 2,
+    }))
+    .expect("encode");
     bytes.push(0);
     let len = u32::try_from(bytes.len() - 4).expect("small");
     bytes[..4].copy_from_slice(&len.to_le_bytes());
     assert!(matches!(decode(&bytes), Err(CodecError::Invalid(m)) if m.contains("trailing")));
 
     // A length too short to hold the version.
-    assert!(matches!(decode(&[1, 0, 0, 0, 9]), Err(CodecError::Invalid(_))));
+    assert!(matches!(
+        decode(&[1, 0, 0, 0, 9]),
+        Err(CodecError::Invalid(_))
+    ));
 }
 
 #[test]
@@ -210,7 +241,10 @@ fn wrong_version_is_a_clear_error() {
     let err = decode(&bytes).expect_err("must refuse");
     assert_eq!(
         err,
-        CodecError::VersionMismatch { got: PROTOCOL_VERSION + 1, expected: PROTOCOL_VERSION }
+        CodecError::VersionMismatch {
+            got: PROTOCOL_VERSION + 1,
+            expected: PROTOCOL_VERSION
+        }
     );
     assert_eq!(
         err.to_string(),
@@ -237,8 +271,16 @@ fn oversized_batch_is_refused_when_encoding() {
         initiator: Side::A,
         first_ns: u64::MAX,
         last_ns: u64::MAX,
-        ab: DirCounters { packets: u64::MAX, bytes: u64::MAX, tcp_flags: 0xff },
-        ba: DirCounters { packets: u64::MAX, bytes: u64::MAX, tcp_flags: 0xff },
+        ab: DirCounters {
+            packets: u64::MAX,
+            bytes: u64::MAX,
+            tcp_flags: 0xff,
+        },
+        ba: DirCounters {
+            packets: u64::MAX,
+            bytes: u64::MAX,
+            tcp_flags: 0xff,
+        },
         end: Some(EndReason::Fin),
     };
     // About 110 bytes per record: 200k records is well over 16 MiB.
@@ -251,6 +293,13 @@ fn oversized_batch_is_refused_when_encoding() {
         stats: CaptureStats::default(),
     });
     let mut out = vec![7u8];
-    assert!(matches!(encode_into(&batch, &mut out), Err(CodecError::TooLong { .. })));
-    assert_eq!(out, vec![7u8], "a refused frame leaves the buffer as it was");
+    assert!(matches!(
+        encode_into(&batch, &mut out),
+        Err(CodecError::TooLong { .. })
+    ));
+    assert_eq!(
+        out,
+        vec![7u8],
+        "a refused frame leaves the buffer as it was"
+    );
 }
