@@ -113,6 +113,18 @@ fn main() {
             now,
         );
     });
+    time("flows port 443 packets", &mut || {
+        let _ = s.query(
+            &FlowQuery {
+                limit: 50,
+                offset: 500,
+                port: Some(443),
+                sort_by: SortBy::Packets,
+                ..FlowQuery::default()
+            },
+            now,
+        );
+    });
     time("talkers 1h 50 (series)", &mut || {
         let _ = s.top_talkers(now, 60, 50, 0);
     });

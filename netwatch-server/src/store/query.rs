@@ -99,7 +99,7 @@ impl AddrMatch {
 const HEAP_MAX: usize = 1 << 16;
 
 impl Store {
-    #[inline]
+    #[inline(always)]
     fn matches(
         &self,
         i: usize,
@@ -162,7 +162,7 @@ impl Store {
         true
     }
 
-    #[inline]
+    #[inline(always)]
     fn addr_matches(&self, i: usize, f: u8, m: &AddrMatch, side_b: bool) -> bool {
         let c = &self.cols;
         match m {
@@ -183,7 +183,7 @@ impl Store {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn rank(&self, i: usize, q: &FlowQuery) -> u128 {
         let c = &self.cols;
         let v = match q.sort_by {
