@@ -17,6 +17,16 @@ const FILTER: &str = "not ip6 multicast";
 
 #[test]
 fn live_flows_equal_the_oracle_of_a_side_by_side_tcpdump_needs_root() {
+    compare_with_oracle(&[]);
+}
+
+/// Two capture threads in a PACKET_FANOUT hash group: the merged flows are still exact.
+#[test]
+fn fanout_threads_flows_equal_the_oracle_needs_root() {
+    compare_with_oracle(&["--threads", "2"]);
+}
+
+fn compare_with_oracle(extra: &[&str]) {
     if skip_unless_root() {
         return;
     }
@@ -49,13 +59,9 @@ fn live_flows_equal_the_oracle_of_a_side_by_side_tcpdump_needs_root() {
         assert!(Instant::now() < deadline, "tcpdump did not start");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut helper = start_helper(
-        &pair,
-        &server.socket,
-        &dir.path("helper.log"),
-        &["--filter", FILTER],
-        &[],
-    );
+    let mut args = vec!["--filter", FILTER];
+    args.extend_from_slice(extra);
+    let mut helper = start_helper(&pair, &server.socket, &dir.path("helper.log"), &args, &[]);
     server.wait_helper(&pair.va, None);
     std::thread::sleep(Duration::from_millis(300));
 
