@@ -65,6 +65,12 @@ pub struct TableConfig {
     pub active_timeout_ns: u64,
     /// How long a TCP flow closed by FIN/RST stays to collect the last ACKs.
     pub close_linger_ns: u64,
+    /// An open flow moves to the "most recently seen" end of the idle order at most once
+    /// per this interval (0 = on every packet). Moving costs two random memory accesses
+    /// (the list neighbours), so a busy flow should not pay it per packet; the price is
+    /// that idle expiry may be late and eviction's "idle longest" may be off by at most
+    /// this much.
+    pub recency_granularity_ns: u64,
 }
 
 impl TableConfig {
@@ -77,6 +83,8 @@ impl TableConfig {
     pub const DEFAULT_ACTIVE_TIMEOUT_NS: u64 = 300_000_000_000;
     /// Default close linger: 2 s.
     pub const DEFAULT_CLOSE_LINGER_NS: u64 = 2_000_000_000;
+    /// Default recency granularity: 1 s.
+    pub const DEFAULT_RECENCY_GRANULARITY_NS: u64 = 1_000_000_000;
     /// Largest capacity accepted (the index stores u32 entry numbers).
     pub const MAX_CAPACITY: usize = 1 << 30;
 }
@@ -88,6 +96,7 @@ impl Default for TableConfig {
             idle_timeout_ns: Self::DEFAULT_IDLE_TIMEOUT_NS,
             active_timeout_ns: Self::DEFAULT_ACTIVE_TIMEOUT_NS,
             close_linger_ns: Self::DEFAULT_CLOSE_LINGER_NS,
+            recency_granularity_ns: Self::DEFAULT_RECENCY_GRANULARITY_NS,
         }
     }
 }
@@ -170,6 +179,8 @@ struct Entry {
     first_ns: u64,
     last_ns: u64,
     seen_ns: u64,
+    /// When the entry was last put at the tail of its recency list.
+    queued_ns: u64,
     start_ns: u64,
     packets: [u64; 2],
     bytes: [u64; 2],
@@ -194,6 +205,7 @@ impl Entry {
             first_ns: 0,
             last_ns: 0,
             seen_ns: 0,
+            queued_ns: 0,
             start_ns: 0,
             packets: [0; 2],
             bytes: [0; 2],
@@ -469,6 +481,7 @@ impl FlowTable {
         if let State::Closed(_) = e.state {
             unlink(&mut self.entries, &mut self.closed, L_RECENCY, i);
             push_back(&mut self.entries, &mut self.open, L_RECENCY, i);
+            self.entries[i as usize].queued_ns = now_ns;
         } else {
             unlink(&mut self.entries, &mut self.start, L_START, i);
         }
@@ -560,6 +573,7 @@ impl FlowTable {
             None => match self.allocate(*key, tag) {
                 Some(i) => {
                     self.entries[i as usize].start_ns = now_ns;
+                    self.entries[i as usize].queued_ns = now_ns;
                     i
                 }
                 None => {
@@ -605,14 +619,23 @@ impl FlowTable {
             }
         }
         let state = e.state;
-        // Move to the tail of its recency list (most recently seen).
-        let mut l = *self.recency_list(state);
-        if l.tail != i {
-            unlink(&mut self.entries, &mut l, L_RECENCY, i);
-            push_back(&mut self.entries, &mut l, L_RECENCY, i);
-            *self.recency_list(state) = l;
+        // Move to the tail of its recency list (most recently seen); open flows at most once
+        // per granularity (see TableConfig::recency_granularity_ns).
+        let requeue = match state {
+            State::Open => now_ns.saturating_sub(e.queued_ns) >= self.cfg.recency_granularity_ns,
+            State::Closed(_) => true,
+        };
+        if requeue {
+            e.queued_ns = now_ns;
+            let mut l = *self.recency_list(state);
+            if l.tail != i {
+                unlink(&mut self.entries, &mut l, L_RECENCY, i);
+                push_back(&mut self.entries, &mut l, L_RECENCY, i);
+                *self.recency_list(state) = l;
+            }
         }
         if let Some(reason) = close {
+            self.entries[i as usize].queued_ns = now_ns;
             unlink(&mut self.entries, &mut self.open, L_RECENCY, i);
             unlink(&mut self.entries, &mut self.start, L_START, i);
             self.entries[i as usize].state = State::Closed(reason);
@@ -636,16 +659,15 @@ impl FlowTable {
             self.remove(i, reason);
         }
         if self.cfg.idle_timeout_ns > 0 {
+            // The list is in `queued_ns` order and `seen_ns - queued_ns` < granularity, so
+            // stopping at a head that is not idle yet delays the flows behind it by less
+            // than one granularity.
             while self.open.head != NIL {
-                let i = self.open.head;
-                if self.entries[i as usize]
-                    .seen_ns
-                    .saturating_add(self.cfg.idle_timeout_ns)
-                    > now_ns
-                {
+                let e = &self.entries[self.open.head as usize];
+                if e.seen_ns.saturating_add(self.cfg.idle_timeout_ns) > now_ns {
                     break;
                 }
-                self.remove(i, EndReason::IdleTimeout);
+                self.remove(self.open.head, EndReason::IdleTimeout);
             }
         }
         if self.cfg.active_timeout_ns > 0 {
@@ -758,7 +780,47 @@ mod tests {
             idle_timeout_ns: 30,
             active_timeout_ns: 100,
             close_linger_ns: 5,
+            recency_granularity_ns: 0,
         }
+    }
+
+    #[test]
+    fn coarse_recency_is_late_by_less_than_one_granularity() {
+        let mut t = FlowTable::new(TableConfig {
+            recency_granularity_ns: 10,
+            ..cfg(4)
+        });
+        let (a, b) = (key(1, 1), key(2, 1));
+        t.observe(&a, &obs(Side::A, ACK, 0), 0);
+        t.observe(&b, &obs(Side::A, ACK, 1), 1);
+        t.observe(&a, &obs(Side::A, ACK, 9), 9); // within the granularity: not requeued
+        t.expire(31); // b is idle (1 + 30) but waits behind a (9 + 30)
+        assert_eq!(t.counters().occupancy, 2);
+        t.expire(39);
+        assert_eq!(
+            t.counters().occupancy,
+            0,
+            "both gone once a is idle, b late by 8 < 10"
+        );
+        let ends: Vec<_> = drain(&mut t).iter().map(|r| (r.key, r.end)).collect();
+        assert_eq!(
+            ends,
+            [
+                (a, Some(EndReason::IdleTimeout)),
+                (b, Some(EndReason::IdleTimeout))
+            ]
+        );
+        // A packet after the granularity requeues: the flow is then the most recent.
+        t.observe(&a, &obs(Side::A, ACK, 100), 100);
+        t.observe(&b, &obs(Side::A, ACK, 101), 101);
+        t.observe(&a, &obs(Side::A, ACK, 111), 111);
+        t.expire(131);
+        let ends: Vec<_> = drain(&mut t)
+            .iter()
+            .filter(|r| r.end.is_some())
+            .map(|r| r.key)
+            .collect();
+        assert_eq!(ends, [b]);
     }
 
     #[test]
