@@ -138,6 +138,9 @@ pub async fn run(
         }
     };
     hub.unregister(id);
+    if end == End::WriteStalled {
+        hub.count_slow(id);
+    }
     match end {
         End::Slow => {
             // Best effort only: a slow client's socket is full, so do not wait for it.

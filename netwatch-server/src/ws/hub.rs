@@ -22,7 +22,7 @@ pub struct FeedStats {
     pub clients: AtomicU64,
     /// Clients ever connected.
     pub connections_total: AtomicU64,
-    /// Clients dropped because their queue was full (slow readers).
+    /// Clients dropped for being slow: their queue was full, or one write stalled.
     pub slow_dropped_total: AtomicU64,
     /// Upgrades refused (foreign Origin, failed auth hook).
     pub refused_total: AtomicU64,
@@ -138,6 +138,17 @@ impl Hub {
         if self.lock().remove(&id).is_some() {
             self.stats.clients.fetch_sub(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts a client dropped by its own connection task for being slow (a write stalled).
+    pub fn count_slow(&self, id: u64) {
+        self.stats
+            .slow_dropped_total
+            .fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            client = id,
+            "websocket client too slow: a write stalled, dropped"
+        );
     }
 
     /// Number of registered clients.

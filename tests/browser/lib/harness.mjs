@@ -126,7 +126,8 @@ export function replay(server, pcap, { pace = 'fast', background = false } = {})
   p.stdout.on('data', (d) => { log += d; });
   p.stderr.on('data', (d) => { log += d; });
   const done = new Promise((resolve, reject) => {
-    p.on('exit', (code) => (code === 0 ? resolve(log) : reject(new Error(`helper exited ${code}: ${log}`))));
+    // Killed by a signal (the test stopping a background replay) is not a failure.
+    p.on('exit', (code, signal) => (code === 0 || signal ? resolve(log) : reject(new Error(`helper exited ${code}: ${log}`))));
   });
   if (background) return { proc: p, done };
   return done;
