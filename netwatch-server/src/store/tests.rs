@@ -492,3 +492,104 @@ fn every_sort_and_page_equals_a_full_sort() {
         }
     }
 }
+
+#[test]
+fn selective_and_broad_filters_agree_with_brute_force() {
+    let mut s = replay_store();
+    let mut recs = Vec::new();
+    for i in 0..4000u32 {
+        let port = if i % 97 == 0 { 8443 } else { 443 };
+        let (src, dst) = if i % 3 == 0 {
+            (
+                v4(10, 1, (i >> 8) as u8, i as u8),
+                v4(10, 2, 0, (i % 5) as u8),
+            )
+        } else {
+            (
+                v4(10, 2, 0, (i % 5) as u8),
+                v4(10, 1, (i >> 8) as u8, i as u8),
+            )
+        };
+        recs.push(rec(
+            src,
+            2000 + (i % 50) as u16,
+            dst,
+            port,
+            T0 + u64::from(i) * NS / 100,
+            T0 + u64::from(i) * NS / 50,
+            1,
+            1,
+        ));
+    }
+    s.ingest(&batch(1, T0 + 100 * NS, recs), 0);
+    let now = s.now(0);
+    let all = s
+        .query(
+            &FlowQuery {
+                limit: usize::MAX,
+                ..FlowQuery::default()
+            },
+            now,
+        )
+        .flows;
+    type Pred = Box<dyn Fn(&FlowView) -> bool>;
+    let cases: Vec<(FlowQuery, Pred)> = vec![
+        (
+            FlowQuery {
+                port: Some(8443),
+                ..FlowQuery::default()
+            },
+            Box::new(|f: &FlowView| f.key.port_a == 8443 || f.key.port_b == 8443),
+        ),
+        (
+            FlowQuery {
+                port: Some(443),
+                ..FlowQuery::default()
+            },
+            Box::new(|f: &FlowView| f.key.port_a == 443 || f.key.port_b == 443),
+        ),
+        (
+            FlowQuery {
+                src: Some("10.1.3.0/24".parse().expect("net")),
+                ..FlowQuery::default()
+            },
+            Box::new(
+                |f: &FlowView| matches!(f.key.endpoint(f.initiator).0, IpAddr::V4(a) if a.octets()[..3] == [10, 1, 3]),
+            ),
+        ),
+        (
+            FlowQuery {
+                dst: Some("10.2.0.0/16".parse().expect("net")),
+                ..FlowQuery::default()
+            },
+            Box::new(
+                |f: &FlowView| matches!(f.key.endpoint(f.initiator.opposite()).0, IpAddr::V4(a) if a.octets()[..2] == [10, 2]),
+            ),
+        ),
+        (
+            FlowQuery {
+                time_start: Some(T0 + 79 * NS),
+                ..FlowQuery::default()
+            },
+            Box::new(|f: &FlowView| f.last_ns >= T0 + 79 * NS),
+        ),
+        (
+            FlowQuery {
+                time_end: Some(T0 + NS),
+                ..FlowQuery::default()
+            },
+            Box::new(|f: &FlowView| f.first_ns <= T0 + NS),
+        ),
+    ];
+    for (mut q, pred) in cases {
+        q.limit = 25;
+        q.sort_by = SortBy::FirstSeen;
+        let page = s.query(&q, now);
+        let mut want: Vec<&FlowView> = all.iter().filter(|f| pred(f)).collect();
+        assert_eq!(page.total, want.len(), "{q:?}");
+        want.sort_by_key(|f| std::cmp::Reverse(f.first_ns));
+        let got: Vec<u64> = page.flows.iter().map(|f| f.first_ns).collect();
+        let exp: Vec<u64> = want.iter().take(25).map(|f| f.first_ns).collect();
+        assert_eq!(got, exp, "{q:?}");
+    }
+}
