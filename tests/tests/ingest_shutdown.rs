@@ -1,0 +1,72 @@
+//! Graceful shutdown: on SIGTERM the server says `Bye` to connected helpers, stops, removes
+//! its socket and exits 0. A replay paced in real time gives the same flows as a fast one.
+
+mod api_support;
+
+use api_support::{all_flows, fixture, oracle, RawHelper, Server};
+use netwatch_protocol::{codec, Message};
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+#[test]
+fn sigterm_says_bye_to_helpers_removes_the_socket_and_exits_0() {
+    let mut s = Server::start(&[]);
+    let mut h = RawHelper::connect(&s.socket, 77);
+    h.hello();
+    let pid = s.child.id().to_string();
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    // The helper gets Bye, then EOF.
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    let bye = loop {
+        if let Ok((m, _)) = codec::decode(&buf) {
+            break m;
+        }
+        let n = h.stream.read(&mut chunk).expect("read");
+        assert!(n > 0, "closed without Bye");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    assert!(matches!(bye, Message::Bye(_)), "{bye:?}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = s.child.try_wait().expect("wait") {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "server did not stop: {}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{}", s.log());
+    assert!(!s.socket.exists(), "socket removed");
+}
+
+#[test]
+fn realtime_pace_gives_the_same_flows_as_fast() {
+    let s = Server::start(&[]);
+    let out = std::process::Command::new(api_support::bin("netwatch-capture"))
+        .arg("--read")
+        .arg(fixture("zeek_vlan-collisions.pcap"))
+        .arg("--connect")
+        .arg(&s.socket)
+        .args(["--pace", "realtime"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = all_flows(&s);
+    let want = oracle(&fixture("zeek_vlan-collisions.flows.csv"));
+    assert_eq!(got.len(), want.len());
+    for w in &want {
+        assert_eq!(got.get(&w.key), Some(w));
+    }
+}
