@@ -130,6 +130,13 @@ impl Collector {
         self.table.drain_ended_with(f);
     }
 
+    /// Number of ended records waiting for the next drain (the table rejects new flows
+    /// rather than evict once this reaches its capacity).
+    #[must_use]
+    pub fn pending_ended(&self) -> usize {
+        self.table.pending_ended()
+    }
+
     /// Ends every flow (`Shutdown`, or FIN/RST for flows already closed) and drains.
     pub fn finish(&mut self, out: &mut Vec<FlowRecord>) {
         self.table.end_all(EndReason::Shutdown);

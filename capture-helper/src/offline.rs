@@ -8,7 +8,7 @@
 //!
 //! The flow table's timeouts and capacity still apply while reading (so memory stays
 //! bounded by the table plus one merged row per flow); expiry runs each time the capture
-//! clock has advanced by one second.
+//! clock has advanced by one second (or half the shortest timeout, if shorter).
 
 use crate::collector::Collector;
 use crate::flow::{EndedRecord, RawKey, TableConfig};
@@ -25,8 +25,16 @@ use thiserror::Error;
 pub const CSV_HEADER: &str =
     "proto,addr_a,port_a,addr_b,port_b,vlan,packets_ab,bytes_ab,packets_ba,bytes_ba,first_ns,last_ns,ipbytes_ab,ipbytes_ba";
 
-/// How often (capture time) the table's timeouts are run.
-const EXPIRE_EVERY_NS: u64 = 1_000_000_000;
+/// How often (capture time) the table's timeouts are run: every second, or more often
+/// when a timeout is shorter (half the shortest one).
+fn expire_interval(t: &TableConfig) -> u64 {
+    [t.idle_timeout_ns, t.active_timeout_ns, t.close_linger_ns]
+        .into_iter()
+        .filter(|&x| x > 0)
+        .map(|x| x / 2)
+        .fold(1_000_000_000, u64::min)
+        .max(1)
+}
 
 /// Output format of the flows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -166,16 +174,23 @@ pub fn collect<S: FrameSource>(
     let mut collector = Collector::new(table);
     let mut merger = Merger::default();
     let mut next_expire: Option<u64> = None;
+    // Evictions from a full table pile up as ended records; move them out well before
+    // their buffer (bounded by the capacity) is full, so that nothing is ever rejected.
+    let drain_at = (table.capacity / 2).max(1);
+    let every = expire_interval(&table);
     while let Some(frame) = source.next()? {
         let now = frame.ts_ns;
         collector.process(&frame, now);
+        if collector.pending_ended() >= drain_at {
+            collector.drain_ended_with(|r| merger.add(r));
+        }
         match next_expire {
-            None => next_expire = Some(now.saturating_add(EXPIRE_EVERY_NS)),
+            None => next_expire = Some(now.saturating_add(every)),
             Some(t) if now >= t => {
                 collector.expire(now);
                 // Open flows keep accumulating in the table; only ended records move out.
                 collector.drain_ended_with(|r| merger.add(r));
-                next_expire = Some(now.saturating_add(EXPIRE_EVERY_NS));
+                next_expire = Some(now.saturating_add(every));
             }
             Some(_) => {}
         }
