@@ -163,10 +163,14 @@ const L_RECENCY: usize = 0; // `open` or `closed`, by state
 const L_START: usize = 1; // open flows only
 const L_DIRTY: usize = 2;
 
+/// One flow. `repr(C, align(64))` with the fields ordered by use: every packet touches only
+/// the first two cache lines (key and state; counters and times), the third (links, record
+/// start, first packet) only when the flow moves in a list or starts a record.
 #[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
 struct Entry {
+    // Line 1: lookup and per-packet state.
     key: RawKey,
-    tag: u32,
     initiator: Side,
     state: State,
     fin_sides: u8,
@@ -176,18 +180,25 @@ struct Entry {
     continued: bool,
     dirty: bool,
     flags: [u8; 2],
-    first_ns: u64,
-    last_ns: u64,
     seen_ns: u64,
-    /// When the entry was last put at the tail of its recency list.
-    queued_ns: u64,
-    start_ns: u64,
+    // Line 2: per-packet counters and times.
     packets: [u64; 2],
     bytes: [u64; 2],
     ip_bytes: [u64; 2],
+    last_ns: u64,
+    /// When the entry was last put at the tail of its recency list.
+    queued_ns: u64,
+    // Line 3: rarely touched.
+    first_ns: u64,
+    start_ns: u64,
+    tag: u32,
     /// (prev, next) per list.
     links: [[u32; 2]; 3],
 }
+
+const _: () = assert!(std::mem::offset_of!(Entry, packets) == 64);
+const _: () = assert!(std::mem::offset_of!(Entry, first_ns) == 128);
+const _: () = assert!(std::mem::size_of::<Entry>() == 192);
 
 impl Entry {
     fn new(key: RawKey, tag: u32) -> Self {
@@ -585,8 +596,12 @@ impl FlowTable {
         let d = obs.side as usize;
         let e = &mut self.entries[i as usize];
         if e.in_record {
-            e.first_ns = e.first_ns.min(obs.ts_ns);
-            e.last_ns = e.last_ns.max(obs.ts_ns);
+            if obs.ts_ns >= e.last_ns {
+                e.last_ns = obs.ts_ns;
+            } else if obs.ts_ns < e.first_ns {
+                // Out of order (rare): only then is the third cache line read.
+                e.first_ns = obs.ts_ns;
+            }
         } else {
             e.in_record = true;
             if !e.continued {
