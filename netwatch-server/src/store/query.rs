@@ -212,14 +212,14 @@ impl Store {
         let c = &self.cols;
         let n = c.len();
         let flags = &c.flags[..n];
-        /// The live slots passing `pred`, unless a sample says more than a fifth pass (then
+        /// The live slots passing `pred`, unless a sample says more than half pass (then
         /// visiting every slot is cheaper than building the list).
         fn collect(flags: &[u8], pred: impl Fn(usize) -> bool) -> Option<Vec<u32>> {
             let n = flags.len();
             let step = (n / 2048).max(1);
             let sampled = (0..n).step_by(step).count();
             let hits = (0..n).step_by(step).filter(|&i| pred(i)).count();
-            if hits * 5 > sampled {
+            if hits * 2 > sampled {
                 return None;
             }
             let mut ids = Vec::with_capacity(n * hits / sampled.max(1) + 64);
