@@ -60,6 +60,8 @@ fn every_curl_example_in_the_api_document_works() {
     assert!(ex.len() >= 20, "only {} examples found", ex.len());
     let server = Server::start(&[]);
     server.replay(&fixture("zeek_http_bro.org.pcap"));
+    // The health example expects 503: wait until the server has seen the helper leave.
+    server.health_when(|h| h["capture_active"] == false);
     for e in &ex {
         let headers: Vec<(&str, &str)> = if e.method == "GET" {
             vec![]

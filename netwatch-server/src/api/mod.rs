@@ -319,16 +319,15 @@ fn flow_query(p: &Params) -> Result<(FlowQuery, bool), ApiError> {
 fn flows(state: &AppState, query: &str) -> ApiResult {
     let p = Params::parse(query, FLOW_PARAMS)?;
     let (q, csv) = flow_query(&p)?;
-    let store = state.read();
-    let now = store.now(wall_ns());
-    let page = store.query(&q, now);
-    drop(store);
     if csv {
-        let mut out = String::with_capacity(model::CSV_HEADER.len() + page.flows.len() * 160);
+        // Rows are formatted straight from the store under the read lock (no copy of the
+        // flows): about 0.3 s per million flows, during which ingest waits.
+        let mut out = String::new();
         out.push_str(model::CSV_HEADER);
-        for f in &page.flows {
-            model::csv_row(&mut out, f);
-        }
+        let store = state.read();
+        let now = store.now(wall_ns());
+        let total = store.query_each(&q, now, |f| model::csv_row(&mut out, f));
+        drop(store);
         let mut resp = Response::new(out.into());
         let h = resp.headers_mut();
         h.insert(
@@ -339,11 +338,15 @@ fn flows(state: &AppState, query: &str) -> ApiResult {
             "content-disposition",
             HeaderValue::from_static("attachment; filename=\"flows.csv\""),
         );
-        if let Ok(v) = HeaderValue::from_str(&page.total.to_string()) {
+        if let Ok(v) = HeaderValue::from_str(&total.to_string()) {
             h.insert("x-total-count", v);
         }
         return Ok(resp);
     }
+    let store = state.read();
+    let now = store.now(wall_ns());
+    let page = store.query(&q, now);
+    drop(store);
     let flows: Vec<NetworkFlow> = page.flows.iter().map(NetworkFlow::from).collect();
     let has_more = q.offset.saturating_add(flows.len()) < page.total;
     let body = json!({

@@ -259,6 +259,15 @@ impl Store {
     /// Runs a query at `now` (the status filter and the returned statuses use it).
     #[must_use]
     pub fn query(&self, q: &FlowQuery, now: u64) -> FlowPage {
+        let (ranks, total) = self.ranked(q, now);
+        let mut flows = Vec::new();
+        self.for_each_ranked(&ranks, q.offset, now, |f| flows.push(*f));
+        FlowPage { flows, total }
+    }
+
+    /// The ranks (sort key, slot) of the best `offset + limit` matches, sorted, and the
+    /// number of matches.
+    fn ranked(&self, q: &FlowQuery, now: u64) -> (Vec<u128>, usize) {
         let src = q.src.map(AddrMatch::new);
         let dst = q.dst.map(AddrMatch::new);
         let want = q.offset.saturating_add(q.limit);
@@ -315,15 +324,29 @@ impl Store {
                 }
             }
         }
-        let flows = ranks
-            .iter()
-            .skip(q.offset)
-            .map(|&r| {
-                self.cols
-                    .view((r & 0xffff_ffff) as usize, now, self.cfg.idle_ns)
-            })
-            .collect();
-        FlowPage { flows, total }
+        (ranks, total)
+    }
+
+    /// Runs a query and hands each flow of the page to `f` in order, without collecting
+    /// them (the CSV export of every flow); returns the number of matches.
+    pub fn query_each(&self, q: &FlowQuery, now: u64, f: impl FnMut(&FlowView)) -> usize {
+        let (ranks, total) = self.ranked(q, now);
+        self.for_each_ranked(&ranks, q.offset, now, f);
+        total
+    }
+
+    fn for_each_ranked(
+        &self,
+        ranks: &[u128],
+        offset: usize,
+        now: u64,
+        mut f: impl FnMut(&FlowView),
+    ) {
+        for &r in ranks.iter().skip(offset) {
+            f(&self
+                .cols
+                .view((r & 0xffff_ffff) as usize, now, self.cfg.idle_ns));
+        }
     }
 
     /// Fills `flow_count` and `flows` of top-talker rows: one scan over the flows seen since

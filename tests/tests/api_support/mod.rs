@@ -147,6 +147,23 @@ impl Server {
         r.json()
     }
 
+    /// Health once `pred` holds (the server records a helper's disconnect right after the
+    /// helper process has exited, so tests wait for it); panics after 10 s.
+    pub fn health_when(&self, pred: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let h = self.health();
+            if pred(&h) {
+                return h;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "health never reached the expected state: {h}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Runs `netwatch-capture --read file --connect socket --pace fast`; asserts exit 0.
     pub fn replay(&self, file: &Path) {
         let out = Command::new(bin("netwatch-capture"))
