@@ -24,3 +24,15 @@ test('assets/vendor holds the pinned uplot release, byte for byte', (t) => {
     assert.equal(sha(path.join(web, 'assets', 'vendor', dst)), sha(path.join(pkgDir, src)), `${dst} equals uplot/${src}`);
   }
 });
+
+test('index.html preloads every module (no import waterfall), and nothing else is loaded inline', async () => {
+  const { readdirSync, statSync } = await import('node:fs');
+  const assets = path.join(web, 'assets');
+  const walk = (d) => readdirSync(d).flatMap((f) => (statSync(path.join(d, f)).isDirectory() ? walk(path.join(d, f)) : [path.join(d, f)]));
+  const modules = walk(path.join(assets, 'js')).filter((f) => f.endsWith('.js')).map((f) => path.relative(assets, f)).sort();
+  const html = readFileSync(path.join(assets, 'index.html'), 'utf8');
+  const preloaded = [...html.matchAll(/rel="modulepreload" href="([^"]+)"/g)].map((m) => m[1]).sort();
+  assert.deepEqual(preloaded, modules);
+  assert.ok(!/<script(?![^>]*\bsrc=)[^>]*>/.test(html), 'no inline script (CSP script-src self)');
+  assert.ok(!/\sstyle="/.test(html), 'no inline style attribute (CSP style-src self)');
+});

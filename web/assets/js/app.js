@@ -20,13 +20,12 @@ import { replace, setText } from './utils/dom.js';
 
 const $ = (sel) => document.querySelector(sel);
 const state = appState;
-const T0 = performance.now();
 const TALKERS = { limit: 10, duration: '5m' };
 
 function firstData(what) {
   const root = document.documentElement;
   if (root.dataset.firstData) return;
-  const ms = performance.now() - T0;
+  const ms = performance.now(); // since navigation start
   root.dataset.firstData = String(Math.round(ms));
   root.dataset.firstDataFrom = what;
   performance.mark('netwatch:first-data');
