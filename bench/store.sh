@@ -6,13 +6,16 @@
 #   - the server's resident memory (VmRSS) and peak (VmHWM),
 #   - p50/p95/p99 latency of 10 representative queries, each driven by wrk over loopback
 #     (1 thread, CONNS connections, SECS seconds; rate limiting off for loopback).
-# Usage: bench/store.sh [FLOWS]    env: CONNS (default 2), SECS (default 5)
+# Usage: bench/store.sh [FLOWS]    env: CONNS (default 2), SECS (default 5),
+#        PRIO (nice value for the server and wrk, e.g. -10 as root on a machine shared with
+#        builds, so the numbers measure the server rather than its neighbours; default 0)
 # Needs: wrk (apt-get install wrk). Results go to stdout as a Markdown table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 FLOWS="${1:-${FLOWS:-1000000}}"
 CONNS="${CONNS:-2}"
 SECS="${SECS:-5}"
+PRIO="${PRIO:-0}"
 command -v wrk >/dev/null || { echo "bench/store.sh needs wrk (apt-get install wrk)" >&2; exit 1; }
 
 cargo build --release -q -p netwatch-server --bin netwatch-server --example nw-load
@@ -21,7 +24,7 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$dir"; }
 trap cleanup EXIT
 
-NETWATCH_LOG=warn,netwatch_server::server=info target/release/netwatch-server \
+NETWATCH_LOG=warn,netwatch_server::server=info nice -n "$PRIO" target/release/netwatch-server \
   --listen 127.0.0.1:0 --socket "$dir/capture.sock" --rate-limit-loopback 0 2>"$dir/server.log" &
 srv=$!
 pids+=($srv)
@@ -30,7 +33,7 @@ addr=$(grep -o 'listening on http://[0-9.:]*' "$dir/server.log" | head -1 | sed 
 rss() { awk -v k="$1" '$1 == k":" {print int($2/1024)}' "/proc/$srv/status"; }
 rss_idle=$(rss VmRSS)
 
-target/release/examples/nw-load --socket "$dir/capture.sock" --flows "$FLOWS" --minutes 59 --hold >"$dir/load.out" 2>"$dir/load.err" &
+nice -n "$PRIO" target/release/examples/nw-load --socket "$dir/capture.sock" --flows "$FLOWS" --minutes 59 --hold >"$dir/load.out" 2>"$dir/load.err" &
 pids+=($!)
 for _ in $(seq 600); do grep -q ingest_rate "$dir/load.out" && break; sleep 0.1; done
 rate=$(grep -o 'ingest_rate=[0-9]*' "$dir/load.out" | cut -d= -f2)
@@ -56,7 +59,7 @@ queries=(
 )
 
 echo
-echo "netwatch-server store benchmark: $(nproc) CPUs, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD)"
+echo "netwatch-server store benchmark: $(nproc) CPUs, $(date -u +%Y-%m-%d), commit $(git rev-parse --short HEAD), nice $PRIO, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
 echo "| measure | value |"
 echo "|---|---|"
@@ -71,7 +74,7 @@ echo "|---|---|---|---|---|"
 for q in "${queries[@]}"; do
   code=$(curl -s -o /dev/null -w '%{http_code}' "http://$addr$q")
   [ "$code" = 200 ] || { echo "query $q answered $code" >&2; exit 1; }
-  line=$(wrk -t1 -c"$CONNS" -d"${SECS}s" -s bench/wrk_percentiles.lua "http://$addr$q" | grep '^PCT')
+  line=$(nice -n "$PRIO" wrk -t1 -c"$CONNS" -d"${SECS}s" -s bench/wrk_percentiles.lua "http://$addr$q" | grep '^PCT')
   p50=$(sed 's/.*p50=\([0-9]*\).*/\1/' <<<"$line"); p95=$(sed 's/.*p95=\([0-9]*\).*/\1/' <<<"$line")
   p99=$(sed 's/.*p99=\([0-9]*\).*/\1/' <<<"$line"); reqs=$(sed 's/.*reqs=\([0-9]*\).*/\1/' <<<"$line")
   errs=$(sed 's/.*errors=\([0-9]*\).*/\1/' <<<"$line"); s=$(sed 's/.*secs=\([0-9.]*\).*/\1/' <<<"$line")
@@ -81,4 +84,4 @@ for q in "${queries[@]}"; do
     'BEGIN { printf "| `%s` | %.2f | %.2f | %.2f | %.0f |\n", q, a/1000, b/1000, c/1000, r/s }'
 done
 echo
-echo "server RSS after the queries: $(rss VmRSS) MB"
+echo "server RSS after the queries: $(rss VmRSS) MB; load average after: $(cut -d" " -f1-3 /proc/loadavg)"
