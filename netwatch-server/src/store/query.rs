@@ -200,6 +200,65 @@ impl Store {
         (u128::from(v) << 32) | (i as u128)
     }
 
+    /// The page of a query without filters: one tight loop over the flag column and the
+    /// sort column(s) only.
+    fn top_unfiltered(&self, q: &FlowQuery, want: usize) -> Vec<u128> {
+        fn topk(
+            flags: &[u8],
+            a: &[u64],
+            b: Option<&[u64]>,
+            desc: bool,
+            want: usize,
+            rev: bool,
+        ) -> Vec<u128> {
+            let cap = want.saturating_mul(2).max(4096);
+            let mut buf: Vec<u128> = Vec::with_capacity(cap);
+            let mut threshold = u128::MAX;
+            let mut visit = |i: usize| {
+                if flags[i] & F_LIVE == 0 {
+                    return;
+                }
+                let v = match b {
+                    None => a[i],
+                    Some(b) => a[i].saturating_sub(b[i]),
+                };
+                let v = if desc { u64::MAX - v } else { v };
+                let r = (u128::from(v) << 32) | (i as u128);
+                if r < threshold {
+                    buf.push(r);
+                    if buf.len() >= cap {
+                        buf.select_nth_unstable(want - 1);
+                        buf.truncate(want);
+                        threshold = buf[want - 1];
+                    }
+                }
+            };
+            if rev {
+                (0..flags.len()).rev().for_each(&mut visit);
+            } else {
+                (0..flags.len()).for_each(&mut visit);
+            }
+            if buf.len() > want {
+                buf.select_nth_unstable(want - 1);
+                buf.truncate(want);
+            }
+            buf.sort_unstable();
+            buf
+        }
+        let c = &self.cols;
+        let n = c.len();
+        let flags = &c.flags[..n];
+        let desc = q.order == SortOrder::Desc;
+        let rev = desc && matches!(q.sort_by, SortBy::LastSeen | SortBy::FirstSeen);
+        match q.sort_by {
+            SortBy::Bytes => topk(flags, &c.bytes[..n], None, desc, want, rev),
+            SortBy::Packets => topk(flags, &c.packets[..n], None, desc, want, rev),
+            SortBy::FirstSeen => topk(flags, &c.first[..n], None, desc, want, rev),
+            SortBy::LastSeen => topk(flags, &c.last[..n], None, desc, want, rev),
+            SortBy::Duration => topk(flags, &c.last[..n], Some(&c.first[..n]), desc, want, rev),
+        }
+    }
+
     /// Slots that may match, from one tight loop over the column of the most selective
     /// cheap filter (a superset: `matches` decides); `None` when the query has no such
     /// filter and every slot must be visited.
@@ -268,9 +327,19 @@ impl Store {
     /// The ranks (sort key, slot) of the best `offset + limit` matches, sorted, and the
     /// number of matches.
     fn ranked(&self, q: &FlowQuery, now: u64) -> (Vec<u128>, usize) {
+        let unfiltered = q.src.is_none()
+            && q.dst.is_none()
+            && q.proto.is_none()
+            && q.port.is_none()
+            && q.time_start.is_none()
+            && q.time_end.is_none()
+            && q.status.is_none();
+        let want = q.offset.saturating_add(q.limit);
+        if unfiltered && want > 0 && want <= HEAP_MAX {
+            return (self.top_unfiltered(q, want), self.live);
+        }
         let src = q.src.map(AddrMatch::new);
         let dst = q.dst.map(AddrMatch::new);
-        let want = q.offset.saturating_add(q.limit);
         let n = self.cols.len();
         let mut total = 0usize;
         // Keep the `want` smallest ranks: candidates below the current threshold go into a
