@@ -51,7 +51,7 @@ before(async () => {
   server = await Server.start();
   const dir = mkdtempSync(path.join(tmpdir(), 'nw-ws-'));
   const pcap = path.join(dir, 'feed.pcap');
-  writeCapture(pcap, { startMs: Date.now(), seconds: 180, perSecond: 1500, extraFlows: 54000 });
+  writeCapture(pcap, { startMs: Date.now(), seconds: 180, perSecond: 300, extraFlows: 54000 });
   feeder = replay(server, pcap, { pace: 'realtime', background: true });
   await until(async () => (await server.json('/api/v1/flows?limit=1')).pagination.total_count > 100, 15000, 'flows arriving');
 });
