@@ -60,7 +60,13 @@ pub fn router(state: AppState) -> BoxedFilter<(Response,)> {
         .and(warp::method())
         .and(warp::path::full())
         .map(|rid: RequestId, m: Method, p: warp::path::FullPath| {
-            let resp = ApiError::not_found(format!("no route {}", p.as_str())).into_response(&rid);
+            let err = if p.as_str() == "/ws" {
+                // The WebSocket alias without an upgrade (the filter above did not take it).
+                crate::api::ws_upgrade_required()
+            } else {
+                ApiError::not_found(format!("no route {}", p.as_str()))
+            };
+            let resp = err.into_response(&rid);
             finish(&rid, &m, p.as_str(), resp)
         });
     ws.or(api)

@@ -119,6 +119,12 @@ fn unknown_routes_flows_and_methods() {
         assert_eq!(r.json()["error"]["code"], "METHOD_NOT_ALLOWED");
         assert!(r.header("allow").is_some_and(|a| a.contains("GET")));
     }
+    // The WebSocket paths without an upgrade: the seed's 400 "upgrade failed".
+    for path in ["/api/v1/ws", "/ws"] {
+        let r = s.get(path);
+        assert_eq!(r.status, 400, "{path}: {}", r.text());
+        assert_eq!(r.json()["error"]["code"], "WEBSOCKET_UPGRADE_REQUIRED");
+    }
     // A client's own request id is echoed; a silly one is replaced.
     let r = http(
         s.addr,

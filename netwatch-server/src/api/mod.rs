@@ -71,6 +71,7 @@ pub fn dispatch(
             | "/metrics/history"
             | "/top-talkers"
             | "/openapi.yaml"
+            | "/ws"
     ) || route.starts_with("/flows/");
     if !known {
         return ApiError::not_found(format!("no route {path}")).into_response(rid);
@@ -87,12 +88,7 @@ pub fn dispatch(
         "/top-talkers" => top_talkers(state, query),
         "/openapi.yaml" => openapi(query),
         // Reached only when the WebSocket filter did not take the request.
-        "/ws" => Err(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "WEBSOCKET_UPGRADE_REQUIRED",
-            message: "this endpoint only accepts WebSocket upgrade requests".into(),
-            details: None,
-        }),
+        "/ws" => Err(ws_upgrade_required()),
         _ => route.strip_prefix("/flows/").map_or_else(
             || Err(ApiError::not_found("no such route")),
             |k| flow(state, k, query),
@@ -104,6 +100,17 @@ pub fn dispatch(
             resp
         }
         Err(e) => e.into_response(rid),
+    }
+}
+
+/// The 400 of a plain GET on the WebSocket path (the seed's "WebSocket upgrade failed").
+#[must_use]
+pub fn ws_upgrade_required() -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "WEBSOCKET_UPGRADE_REQUIRED",
+        message: "this endpoint only accepts WebSocket upgrade requests".into(),
+        details: None,
     }
 }
 
