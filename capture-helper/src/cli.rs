@@ -102,6 +102,8 @@ pub struct ReplayConfig {
     pub pace: Pace,
     /// Flow table settings.
     pub table: TableConfig,
+    /// Capture time per batch, ms (`--export-interval`, default 500).
+    pub export_interval_ms: u64,
 }
 
 /// Live settings (`--interface IFACE`).
@@ -180,11 +182,15 @@ impl LowArgs {
                     if offline_only {
                         return usage("--format and --summary apply to offline mode (--read without --connect)");
                     }
+                    if !(10..=60_000).contains(&self.live.export_interval) {
+                        return usage("--export-interval must be between 10 and 60000 ms");
+                    }
                     Ok(Mode::Replay(ReplayConfig {
                         path,
                         socket,
                         pace: self.pace.unwrap_or(Pace::Fast),
                         table,
+                        export_interval_ms: self.live.export_interval,
                     }))
                 }
             },

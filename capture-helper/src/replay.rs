@@ -2,7 +2,8 @@
 //! to the server as real `FlowBatch`es, so the server can be tested without privileges.
 //!
 //! Frames go through the same [`Collector`] as live capture, driven by the capture's own
-//! timestamps. Every [`ReplayOptions::interval_ns`] of *capture* time (default 500 ms) the
+//! timestamps. Every [`ReplayOptions::interval_ns`] of *capture* time (`--export-interval`,
+//! default 500 ms) the
 //! changed flows are drained and submitted with that interval's capture-time bounds; the
 //! helper announces `SourceKind::Replay`, so the server keeps the capture's time base.
 //! `realtime` sleeps so that intervals leave at their capture-time spacing; `fast` sends as
@@ -69,12 +70,16 @@ pub enum ReplayError {
     Unacknowledged(usize),
 }
 
-/// Runs a replay with default options.
+/// Runs a replay with default options and the configured export interval.
 ///
 /// # Errors
 /// See [`ReplayError`].
 pub fn run(cfg: &ReplayConfig) -> Result<ReplaySummary, ReplayError> {
-    run_with(cfg, ReplayOptions::default())
+    let opts = ReplayOptions {
+        interval_ns: cfg.export_interval_ms.saturating_mul(1_000_000),
+        ..ReplayOptions::default()
+    };
+    run_with(cfg, opts)
 }
 
 /// Runs a replay.

@@ -70,3 +70,39 @@ fn realtime_pace_gives_the_same_flows_as_fast() {
         assert_eq!(got.get(&w.key), Some(w));
     }
 }
+
+#[test]
+fn the_export_interval_changes_batches_not_flows() {
+    let s = Server::start(&[]);
+    let out = std::process::Command::new(api_support::bin("netwatch-capture"))
+        .arg("--read")
+        .arg(fixture("tcpdump_afs.pcap"))
+        .arg("--connect")
+        .arg(&s.socket)
+        .args(["--pace", "fast", "--export-interval", "50"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got = all_flows(&s);
+    let want = oracle(&fixture("tcpdump_afs.flows.csv"));
+    assert_eq!(got.len(), want.len());
+    for w in &want {
+        assert_eq!(got.get(&w.key), Some(w));
+    }
+    // Shorter intervals: more batches than the default 500 ms for the same flows.
+    let h = s.health_when(|h| h["capture_active"] == false);
+    let fine = h["ingest"]["batches"].as_u64().unwrap_or(0);
+    let d = Server::start(&[]);
+    d.replay(&fixture("tcpdump_afs.pcap"));
+    let hd = d.health_when(|h| h["capture_active"] == false);
+    let coarse = hd["ingest"]["batches"].as_u64().unwrap_or(0);
+    assert!(
+        fine > coarse && coarse > 0,
+        "50 ms: {fine} batches, 500 ms: {coarse}"
+    );
+    assert_eq!(all_flows(&d), got);
+}
