@@ -7,7 +7,11 @@
 #   netwatch-capture (release, seccomp on, --user nobody, streaming to a real netwatch-server),
 #   tcpdump -w /dev/null, netsniff-ng --out /dev/null.
 # Per rate it prints: frames sent (veth tx counter), frames each capturer received, its
-# kernel drops, its CPU time as % of one core per 100 kpps, and the helper's RSS.
+# kernel drops, its CPU time per frame sent (ns, from the scheduler's per-thread run time in
+# /proc/<pid>/task/*/schedstat: nanosecond resolution, unlike the 10 ms ticks of
+# /proc/<pid>/stat) and the same as % of one core per 100 kpps, and the helper's RSS.
+# BENCH_HELPER_ARGS adds flags to the helper's command line (e.g. ring geometry).
+# BENCH_PERF=DIR also records the helper with `perf record -g` per step (DIR/perf-RATE.data).
 # No traffic leaves the namespaces. Usage: bench/live.sh [SECONDS_PER_STEP] [RATES...]
 #   RATES in pps; "max" = trafgen unthrottled. Default: 5 s at 50000 100000 200000 max.
 set -euo pipefail
@@ -21,7 +25,6 @@ RATES=("$@"); [ ${#RATES[@]} -gt 0 ] || RATES=(50000 100000 200000 max)
 cargo build --release -q -p netwatch-capture -p netwatch-server
 HELPER=$PWD/target/release/netwatch-capture
 SERVER=$PWD/target/release/netwatch-server
-TCK=$(getconf CLK_TCK)
 
 tag=$$
 NSG=nwbench-$tag-g; NSC=nwbench-$tag-c; VG=nwbg$tag; VC=nwbc$tag
@@ -57,20 +60,25 @@ setpriv --reuid=nobody --regid=nogroup --clear-groups -- "$SERVER" --socket "$DI
 PIDS+=($!)
 for _ in $(seq 100); do [ -S "$DIR/capture.sock" ] && break; sleep 0.05; done
 
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU time of every live thread of a process, ns (sum_exec_runtime: user + system).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s+=$1} END{printf "%d\n", s}'; }
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 txcount() { ip netns exec "$NSG" cat /sys/class/net/"$VG"/statistics/tx_packets; }
 
-printf '%-9s %-9s | %-28s | %-28s | %-28s | %s\n' "rate" "sent" \
-  "netwatch: recv drops cpu%/100k" "tcpdump: recv drops cpu%/100k" "netsniff-ng: recv drops cpu%/100k" "helper RSS"
+printf '%-9s %-9s | %-34s | %-34s | %-34s | %s\n' "rate" "sent" \
+  "netwatch: recv drops ns/fr %/100k" "tcpdump: recv drops ns/fr %/100k" "netsniff-ng: recv drops ns/fr %/100k" "helper RSS"
 for rate in "${RATES[@]}"; do
   # Fresh capturers per step, so each reports its own totals at exit.
-  NETWATCH_LOG=info ip netns exec "$NSC" "$HELPER" --interface "$VC" --connect "$DIR/capture.sock" --user nobody \
+  NETWATCH_LOG=info ip netns exec "$NSC" "$HELPER" --interface "$VC" --connect "$DIR/capture.sock" --user nobody ${BENCH_HELPER_ARGS:-} \
     2>"$DIR/helper.log" & HP=$!; PIDS+=($HP)
   ip netns exec "$NSC" tcpdump -i "$VC" -n -s 0 -w /dev/null 2>"$DIR/tcpdump.log" & TP=$!; PIDS+=($TP)
   ip netns exec "$NSC" netsniff-ng --in "$VC" --out /dev/null --silent >"$DIR/nsng.log" 2>&1 & NP=$!; PIDS+=($NP)
   sleep 3   # netsniff-ng takes a moment to start
-  h0=$(cpu_ticks $HP); t0=$(cpu_ticks $TP); n0=$(cpu_ticks $NP); s0=$(txcount)
+  h0=$(cpu_ns $HP); t0=$(cpu_ns $TP); n0=$(cpu_ns $NP); s0=$(txcount)
+  if [ -n "${BENCH_PERF:-}" ]; then
+    mkdir -p "$BENCH_PERF"
+    perf record -q -g -p "$HP" -o "$BENCH_PERF/perf-$rate.data" >/dev/null 2>&1 & PP=$!
+  fi
   if [ "$rate" = max ]; then
     timeout -s INT "$SECS" ip netns exec "$NSG" trafgen --dev "$VG" --conf "$DIR/udp64.trafgen" --cpus 1 -C >/dev/null 2>&1 || true
   else
@@ -78,7 +86,8 @@ for rate in "${RATES[@]}"; do
       -n $((rate * SECS)) >/dev/null 2>&1
   fi
   sleep 1
-  s1=$(txcount); h1=$(cpu_ticks $HP); t1=$(cpu_ticks $TP); n1=$(cpu_ticks $NP); rss=$(rss_kib $HP)
+  s1=$(txcount); h1=$(cpu_ns $HP); t1=$(cpu_ns $TP); n1=$(cpu_ns $NP); rss=$(rss_kib $HP)
+  if [ -n "${BENCH_PERF:-}" ]; then kill -INT "$PP"; wait "$PP" 2>/dev/null || true; fi
   sent=$((s1 - s0))
   kill -TERM $HP; kill -INT $TP; kill -INT $NP
   wait $HP $TP $NP 2>/dev/null || true
@@ -92,16 +101,15 @@ for rate in "${RATES[@]}"; do
   [ -n "${BENCH_DEBUG:-}" ] && { tail -2 "$DIR/helper.log"; cat "$DIR/tcpdump.log"; tr "\r" "\n" <"$DIR/nsng.log" | grep -v "Cannot set"; }
   # The helper and tcpdump also count the few frames before/after trafgen (none here: IPv6
   # off, no other traffic in the namespaces).
-  python3 - "$rate" "$sent" "$SECS" "$TCK" "${hrecv:-0}" "${hdrop:-0}" $((h1 - h0)) "${trecv:-0}" "${tdrop:-0}" \
+  python3 - "$rate" "$sent" "$SECS" "${hrecv:-0}" "${hdrop:-0}" $((h1 - h0)) "${trecv:-0}" "${tdrop:-0}" \
     $((t1 - t0)) "${nrecv:-0}" "${ndrop:-0}" $((n1 - n0)) "${rss:-0}" <<'PY'
 import sys
-rate, sent, secs, tck = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4])
-v = sys.argv[5:]
-kpps = sent / secs / 1000.0
-def col(recv, drop, ticks):
-    cpu = int(ticks) / tck / secs * 100.0          # % of one core over the step
-    per = cpu / (kpps / 100.0) if kpps else 0.0     # per 100 kpps
-    return f"{int(recv or 0):>9} {int(drop or 0):>7} {per:>8.2f}"
+rate, sent, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+v = sys.argv[4:]
+def col(recv, drop, ns):
+    per = int(ns) / sent if sent else 0.0           # CPU ns per frame sent
+    # % of one core per 100 kpps: 100,000 frames/s x ns/frame / 1e9 ns/s x 100 %
+    return f"{int(recv or 0):>9} {int(drop or 0):>7} {per:>7.1f} {per / 100.0:>7.2f}"
 print(f"{rate:<9} {sent:<9} | {col(v[0], v[1], v[2])}  | {col(v[3], v[4], v[5])}  | {col(v[6], v[7], v[8])}  | {int(v[9])/1024:.1f} MiB")
 PY
 done
