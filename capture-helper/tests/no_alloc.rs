@@ -5,47 +5,9 @@
 use netwatch_capture::collector::Collector;
 use netwatch_capture::flow::TableConfig;
 use netwatch_capture::source::{FrameSource, PcapFileSource};
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
-
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    // Const-initialised, no destructor: reading it never allocates.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// GlobalAlloc contract holds exactly as for `System`; the counter is a relaxed atomic and
-// the thread-local flag is const-initialised (touching it cannot recurse into the allocator).
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: same layout contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` came from `System.alloc` with this layout (all allocations go there).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: `ptr`/`layout` come from `System`, as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
+use netwatch_capture::sys::alloc::CountingAllocator;
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: CountingAllocator = CountingAllocator::new();
 
 /// An Ethernet/IPv4 or IPv6 TCP/UDP frame of flow `n`, sent by either side.
 fn frame(n: u32, reverse: bool, v6: bool) -> Vec<u8> {
@@ -149,8 +111,7 @@ fn steady_state_allocates_nothing_per_packet() {
     let file = pcap(&measured, t0 + 1_000_000);
     let mut src = PcapFileSource::new(std::io::Cursor::new(file)).expect("valid pcap");
 
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    COUNTING.with(|c| c.set(true));
+    GLOBAL.start();
     let mut last = 0;
     while let Some(f) = src.next().expect("frame") {
         collector.process(&f, f.ts_ns);
@@ -158,8 +119,7 @@ fn steady_state_allocates_nothing_per_packet() {
     }
     collector.expire(last);
     collector.drain_with(|r| sink += r.ab.packets + r.ba.packets);
-    COUNTING.with(|c| c.set(false));
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+    let allocations = GLOBAL.stop();
 
     let stats = collector.stats();
     assert_eq!(stats.frames, 120_000);

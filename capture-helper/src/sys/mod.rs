@@ -14,9 +14,11 @@
 //! * [`privilege`]: capabilities, user switch, `PR_SET_NO_NEW_PRIVS`, reading them back.
 //! * [`seccomp`]: compiling the reviewed allowlist (`capture-helper/seccomp/`) and applying it.
 //! * [`signal`]: SIGTERM/SIGINT handlers that only set a flag (safe under seccomp).
+//! * [`alloc`]: a counting global allocator for the zero-allocation tests.
 //! * [`usage`]: CPU time (getrusage) and resident set size (`/proc/self/statm`, opened once).
 #![allow(unsafe_code)]
 
+pub mod alloc;
 pub mod packet;
 pub mod privilege;
 pub mod ring;
