@@ -131,3 +131,16 @@ fn steady_state_allocates_nothing_per_packet() {
         "allocations while processing 100k packets in steady state"
     );
 }
+
+/// Control: the counter sees allocations made while counting (so a zero above means
+/// something), and none made before `start`.
+#[test]
+fn the_counter_counts() {
+    let before: Vec<u8> = Vec::with_capacity(64);
+    GLOBAL.start();
+    let during: Vec<u64> = std::hint::black_box(Vec::with_capacity(128));
+    let boxed = std::hint::black_box(Box::new(7u32));
+    let counted = GLOBAL.stop();
+    drop((before, during, boxed));
+    assert_eq!(counted, 2);
+}
