@@ -6,51 +6,50 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Forwards to [`System`] and counts allocations (and reallocations) made by the current
-/// thread between [`CountingAllocator::start`] and [`CountingAllocator::stop`].
+/// thread between [`CountingAllocator::start`] and [`CountingAllocator::stop`]. The count is
+/// per thread, so tests running in parallel do not see each other's allocations.
 #[derive(Debug, Default)]
 pub struct CountingAllocator {
-    allocations: AtomicU64,
+    _private: (),
 }
 
 thread_local! {
-    // Const-initialised, no destructor: reading it never allocates.
+    // Const-initialised, no destructor: touching them never allocates.
     static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
 }
 
 impl CountingAllocator {
     /// A counter at zero.
     #[must_use]
     pub const fn new() -> Self {
-        CountingAllocator {
-            allocations: AtomicU64::new(0),
-        }
+        CountingAllocator { _private: () }
     }
 
     /// Resets the counter and starts counting this thread's allocations.
     pub fn start(&self) {
-        self.allocations.store(0, Ordering::Relaxed);
+        ALLOCATIONS.with(|a| a.set(0));
         COUNTING.with(|c| c.set(true));
     }
 
     /// Stops counting and returns the allocations counted since [`Self::start`].
     pub fn stop(&self) -> u64 {
         COUNTING.with(|c| c.set(false));
-        self.allocations.load(Ordering::Relaxed)
+        ALLOCATIONS.with(Cell::get)
     }
 
     fn note(&self) {
         if COUNTING.with(Cell::get) {
-            self.allocations.fetch_add(1, Ordering::Relaxed);
+            ALLOCATIONS.with(|a| a.set(a.get() + 1));
         }
     }
 }
 
 // SAFETY: every method forwards to `System` with the caller's arguments unchanged, so the
-// GlobalAlloc contract holds exactly as for `System`; the counter is a relaxed atomic and the
-// thread-local flag is const-initialised (touching it cannot recurse into the allocator).
+// GlobalAlloc contract holds exactly as for `System`; the counter and the flag are
+// const-initialised thread-locals (touching it cannot recurse into the allocator).
 unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         self.note();
