@@ -15,29 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Directory of the workspace binaries for this test's profile.
-pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace --bins` (with --release for release tests)",
-        p.display()
-    );
-    p
-}
-
-/// The workspace root.
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("root")
-        .to_path_buf()
-}
+// Shared with the other support modules (each test uses only some of them).
+#[allow(unused_imports)]
+pub use netwatch_e2e::{bin, workspace};
 
 /// A fixture path.
 pub fn fixture(name: &str) -> PathBuf {

@@ -28,44 +28,9 @@ fn unique() -> (u32, u32) {
     )
 }
 
-/// The directory of the workspace binaries for this test's profile.
-#[must_use]
-pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let p = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace --bins` (--release for release tests)",
-        p.display()
-    );
-    p
-}
-
-/// The workspace root.
-#[must_use]
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// Root check without libc.
-#[must_use]
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .map(|l| l.split_whitespace().nth(2) == Some("0"))
-        })
-        .unwrap_or(false)
-}
+// Shared with the other support modules (each test uses only some of them).
+#[allow(unused_imports)]
+pub use netwatch_e2e::{bin, is_root, workspace};
 
 /// Prints the skip line and returns true when not root.
 #[must_use]

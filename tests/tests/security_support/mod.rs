@@ -6,58 +6,16 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// A token accepted by the server (32 hex digits).
 pub const TOKEN: &str = "5f0c1e2d3c4b5a69788796a5b4c3d2e1";
 
-/// The directory holding the workspace's binaries for the profile this test was built with.
-#[must_use]
-pub fn bin_dir() -> PathBuf {
-    // target/<profile>/deps/<test-binary>
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>")
-        .to_path_buf()
-}
-
-/// Path of a workspace binary; panics with the command to run when it is missing.
-#[must_use]
-pub fn bin(name: &str) -> PathBuf {
-    let p = bin_dir().join(name);
-    assert!(
-        p.exists(),
-        "{} is missing: run `cargo build --workspace --bins` (with --release for release tests)",
-        p.display()
-    );
-    p
-}
-
-/// The workspace root.
-#[must_use]
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// True when running as root (tests that need it print "SKIPPED: needs root" otherwise).
-#[must_use]
-pub fn is_root() -> bool {
-    // Without libc: the effective uid is in /proc/self/status ("Uid: real effective ...").
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
-        })
-        .unwrap_or(false)
-}
+// Shared with the other support modules (each test uses only some of them).
+#[allow(unused_imports)]
+pub use netwatch_e2e::{bin, is_root, workspace};
 
 /// True when `prog` is on PATH.
 #[must_use]
