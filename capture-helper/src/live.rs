@@ -384,12 +384,17 @@ impl FrameSource for RingSource {
 /// `tcpdump -ddd -y EN10MB EXPR` (libpcap's `pcap_open_dead`: no interface is opened, no
 /// privilege is used). When the helper is root, tcpdump runs as `run_as` (uid, gid) so no
 /// privileged child process ever exists. Using libpcap's own compiler keeps the syntax
-/// exactly tcpdump's, without linking libpcap into the privileged helper.
+/// exactly tcpdump's, without linking libpcap into the privileged helper. The calling
+/// thread's ambient and inheritable capability sets are cleared first, so tcpdump inherits no
+/// capability either when the helper got CAP_NET_RAW as an ambient capability (systemd).
 ///
 /// # Errors
-/// A message with tcpdump's error (syntax error, tcpdump missing) or a malformed program.
+/// A message with tcpdump's error (syntax error, tcpdump missing) or a malformed program, or
+/// when the inheritable capabilities cannot be cleared.
 pub fn compile_filter(expr: &str, run_as: Option<(u32, u32)>) -> Result<Vec<SockFilter>, String> {
     use std::os::unix::process::CommandExt as _;
+    crate::sys::privilege::clear_inherited()
+        .map_err(|e| format!("before running tcpdump to compile the filter: {e}"))?;
     let mut cmd = Command::new("tcpdump");
     cmd.args(["-ddd", "-y", "EN10MB", "--", expr])
         .env_clear()

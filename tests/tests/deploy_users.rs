@@ -10,8 +10,9 @@
 //! - the server as `netwatch`, no capabilities at all, empty bounding set, no_new_privs,
 //!   UMask 0077 (like netwatch-server.service);
 //! - the helper as `netwatch-capture` (primary group netwatch, no other group) with only
-//!   CAP_NET_RAW, ambient, and a bounding set of CAP_NET_RAW, no_new_privs (like
-//!   netwatch-capture.service), capturing a veth inside a test network namespace while a
+//!   CAP_NET_RAW and CAP_SETPCAP, ambient, and a bounding set of those two, no_new_privs (like
+//!   netwatch-capture.service); once running it holds no capability in any set, the bounding
+//!   set included, capturing a veth inside a test network namespace while a
 //!   second namespace pings through it (addresses exist only in those namespaces).
 
 mod security_support;
@@ -211,7 +212,8 @@ fn units_users_capabilities_and_paths_work_together_root() {
     );
 
     // netwatch-capture.service: User=netwatch-capture Group=netwatch, no supplementary groups,
-    // AmbientCapabilities=CAP_NET_RAW, CapabilityBoundingSet=CAP_NET_RAW, NoNewPrivileges=yes.
+    // AmbientCapabilities=CAP_NET_RAW CAP_SETPCAP, CapabilityBoundingSet=CAP_NET_RAW CAP_SETPCAP,
+    // NoNewPrivileges=yes.
     let helper = Proc(
         Command::new("ip")
             .args([
@@ -224,9 +226,9 @@ fn units_users_capabilities_and_paths_work_together_root() {
                 "--init-groups",
             ])
             .args([
-                "--inh-caps=-all,+net_raw",
-                "--ambient-caps=-all,+net_raw",
-                "--bounding-set=-all,+net_raw",
+                "--inh-caps=-all,+net_raw,+setpcap",
+                "--ambient-caps=-all,+net_raw,+setpcap",
+                "--bounding-set=-all,+net_raw,+setpcap",
                 "--no-new-privs",
             ])
             .arg(bin("netwatch-capture"))
@@ -310,8 +312,12 @@ fn units_users_capabilities_and_paths_work_together_root() {
         "helper clears its ambient set"
     );
     assert_eq!(
-        hs["CapBnd"], "0000000000002000",
-        "bounding set: CAP_NET_RAW only"
+        hs["CapInh"], "0000000000000000",
+        "helper clears its inheritable set"
+    );
+    assert_eq!(
+        hs["CapBnd"], "0000000000000000",
+        "helper empties its bounding set (CAP_SETPCAP from the unit)"
     );
     assert_eq!(hs["NoNewPrivs"], "1");
     assert_eq!(hs["Seccomp"], "2", "helper runs under its seccomp filter");

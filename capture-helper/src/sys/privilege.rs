@@ -68,6 +68,35 @@ fn caps_err(set: &'static str) -> impl Fn(caps::errors::CapsError) -> PrivilegeE
     }
 }
 
+/// Clears the ambient and inheritable sets of the calling thread: the only sets that carry a
+/// capability across `execve` into a program without file capabilities. Effective and
+/// permitted stay, so the caller keeps what it holds (the ring is still to be opened); a child
+/// it spawns afterwards (the tcpdump that compiles `--filter`) starts with no capability even
+/// when the helper got CAP_NET_RAW as an ambient capability (systemd's
+/// `AmbientCapabilities=`, `setpriv --ambient-caps`).
+///
+/// # Errors
+/// [`PrivilegeError::Caps`] when a set cannot be cleared or still holds something.
+pub fn clear_inherited() -> Result<(), PrivilegeError> {
+    caps::clear(None, CapSet::Ambient).map_err(caps_err("ambient"))?;
+    caps::clear(None, CapSet::Inheritable).map_err(caps_err("inheritable"))?;
+    for (set, name) in [
+        (CapSet::Ambient, "ambient"),
+        (CapSet::Inheritable, "inheritable"),
+    ] {
+        let held = caps::read(None, set).map_err(caps_err(name))?;
+        if !held.is_empty() {
+            let mut v: Vec<String> = held.iter().map(ToString::to_string).collect();
+            v.sort();
+            return Err(PrivilegeError::NotEmpty {
+                set: name,
+                caps: v.join(","),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Whether the current thread holds `cap` in its effective set.
 #[must_use]
 pub fn has_effective(cap: Capability) -> bool {
@@ -180,5 +209,60 @@ pub fn lookup_user(name: &str) -> Result<(u32, u32), String> {
         Ok(Some(u)) => Ok((u.uid.as_raw(), u.gid.as_raw())),
         Ok(None) => Err(format!("no such user: {name}")),
         Err(e) => Err(format!("looking up user {name}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `CapAmb`/`CapInh`/`CapEff` of a child process spawned by the calling thread.
+    fn child_caps() -> (String, String, String) {
+        let out = std::process::Command::new("cat")
+            .arg("/proc/self/status")
+            .output()
+            .expect("cat");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let field = |k: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        (field("CapAmb:"), field("CapInh:"), field("CapEff:"))
+    }
+
+    /// Needs root: an ambient CAP_NET_RAW reaches a child until `clear_inherited`, and not
+    /// after it, while the thread itself keeps CAP_NET_RAW effective. Runs on its own thread
+    /// (capability sets are per thread).
+    #[test]
+    fn a_child_inherits_no_ambient_capability_after_clear_inherited_needs_root() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("SKIPPED: needs root");
+            return;
+        }
+        std::thread::spawn(|| {
+            caps::raise(None, CapSet::Inheritable, Capability::CAP_NET_RAW).expect("inheritable");
+            caps::raise(None, CapSet::Ambient, Capability::CAP_NET_RAW).expect("ambient");
+            let (amb, inh, _) = child_caps();
+            assert_eq!(
+                amb, "0000000000002000",
+                "the ambient capability reaches a child"
+            );
+            assert_eq!(inh, "0000000000002000");
+            clear_inherited().expect("clear");
+            let (amb, inh, _) = child_caps();
+            assert_eq!(
+                amb, "0000000000000000",
+                "no ambient capability after clearing"
+            );
+            assert_eq!(inh, "0000000000000000");
+            assert!(
+                has_effective(Capability::CAP_NET_RAW),
+                "the caller keeps its own"
+            );
+        })
+        .join()
+        .expect("test thread");
     }
 }
