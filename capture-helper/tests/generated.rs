@@ -74,20 +74,7 @@ fn one_seed_matches_the_tshark_oracle() {
     let dir = temp_dir("generated-oracle");
     let (pcap, _) = generate(&dir, 77);
     let (csv, summary) = ours(&pcap);
-    let oracle = |extra: &[&str]| {
-        let out = Command::new("python3")
-            .arg(fixtures().join("tools").join("oracle.py"))
-            .arg(&pcap)
-            .args(extra)
-            .output()
-            .expect("run oracle.py");
-        assert!(
-            out.status.success(),
-            "oracle.py: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    };
+    let oracle = |extra: &[&str]| run_oracle(&pcap, extra);
     assert_same_flows("seed 77 vs oracle", &csv, &oracle(&[]));
     let want = parse_summary(&oracle(&["--summary"]));
     let got = parse_summary(&summary);
@@ -101,6 +88,23 @@ fn one_seed_matches_the_tshark_oracle() {
     ] {
         assert_eq!(got.get(k), want.get(k), "summary {k}");
     }
+}
+
+/// Runs the tshark oracle (`tests/fixtures/tools/oracle.py`) on `pcap` with `extra` flags;
+/// asserts it succeeds and returns its stdout.
+fn run_oracle(pcap: &Path, extra: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(fixtures().join("tools").join("oracle.py"))
+        .arg(pcap)
+        .args(extra)
+        .output()
+        .expect("run oracle.py");
+    assert!(
+        out.status.success(),
+        "oracle.py: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 /// Thousands of hand-made corner cases (every snap-length cut of every transport over IPv4
@@ -121,20 +125,7 @@ fn edge_cases_match_the_tshark_oracle() {
         .expect("run python3");
     assert!(status.success(), "make_edge_pcap.py failed");
     let (csv, summary) = ours(&pcap);
-    let oracle = |extra: &[&str]| {
-        let out = Command::new("python3")
-            .arg(fixtures().join("tools").join("oracle.py"))
-            .arg(&pcap)
-            .args(extra)
-            .output()
-            .expect("run oracle.py");
-        assert!(
-            out.status.success(),
-            "oracle.py: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).expect("utf-8")
-    };
+    let oracle = |extra: &[&str]| run_oracle(&pcap, extra);
     assert_same_flows("edge cases vs oracle", &csv, &oracle(&[]));
     let want = parse_summary(&oracle(&["--summary"]));
     let got = parse_summary(&summary);
