@@ -4,7 +4,8 @@
 //! [`StartupError`] variant and a comment saying why it sits where it does:
 //!
 //! 1. prepare (no privilege used): resolve `--user`, compile the seccomp policy and the
-//!    capture filter, install the SIGTERM/SIGINT flag handler, open `/proc/self/statm`;
+//!    capture filter, install the SIGTERM/SIGINT flag handler, open `/proc/self/statm`, keep
+//!    malloc from ever opening a file (no arena trimming);
 //! 2. open one AF_PACKET socket per capture thread: TPACKET_V3, `PACKET_RX_RING`, mmap,
 //!    filter, bind, promiscuous mode, fanout (the only steps that need CAP_NET_RAW);
 //! 3. connect to the server socket (not fatal: the exporter retries with backoff and the
@@ -214,6 +215,9 @@ pub trait BatchSink {
     fn fill_stats(&self, stats: &mut CaptureStats);
     /// Shutdown: waits up to `timeout` for the Ack of everything sent, then sends Bye.
     fn close(&mut self, timeout: Duration);
+    /// Tries to connect (and say Hello) right away, without waiting for the first batch.
+    /// Not fatal when the server is absent: `submit` keeps retrying with backoff.
+    fn connect_now(&mut self) {}
 }
 
 impl BatchSink for crate::export::Exporter {
@@ -232,6 +236,12 @@ impl BatchSink for crate::export::Exporter {
     fn close(&mut self, timeout: Duration) {
         if !crate::export::Exporter::close(self, timeout) {
             warn!("closing with batches the server has not acknowledged");
+        }
+    }
+    fn connect_now(&mut self) {
+        crate::export::Exporter::pump(self);
+        if !crate::export::Exporter::is_connected(self) {
+            warn!("server socket not reachable yet; retrying with backoff while capturing");
         }
     }
 }
@@ -314,6 +324,10 @@ pub fn run<S: BatchSink>(
     signal::install_stop_handlers().map_err(StartupError::Signals)?;
     // /proc/self/statm is opened now: under seccomp there is no open(), only pread().
     let usage = usage::Usage::open();
+    // Nor may malloc open a file later (glibc does when it first shrinks a thread's arena).
+    if !seccomp::keep_allocator_off_the_file_system() {
+        warn!("mallopt(M_TRIM_THRESHOLD) refused: a shrinking malloc arena may trip seccomp");
+    }
 
     // Step 2, the rings: the only steps that need CAP_NET_RAW, so they come first and the
     // capability can go right after. Filter before bind, fanout after bind (see open_ring).
@@ -338,6 +352,7 @@ pub fn run<S: BatchSink>(
     // that is not up yet is not fatal (the exporter reconnects with backoff, as the user we
     // switch to, so the socket must be group-accessible to it).
     let mut sink = connect();
+    sink.connect_now();
 
     // Step 4, capabilities and user: after every privileged open, before anything that
     // reads untrusted bytes (the ring) runs.

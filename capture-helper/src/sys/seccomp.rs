@@ -26,6 +26,31 @@ pub enum SeccompError {
     Apply(io::Error),
 }
 
+/// Keeps glibc's allocator from opening a file under seccomp.
+///
+/// The first time glibc shrinks the heap of a thread's malloc arena it opens
+/// `/proc/sys/vm/overcommit_memory` (`check_may_shrink_heap`); under the allowlist `openat`
+/// kills the process with SIGSYS. A capture thread reaches that point when its arena's top
+/// grows past the trim threshold and is freed again, e.g. a batch of records with a small
+/// `--max-flows` table (seen with `--max-flows 4096` under `bench/live.sh`). With the trim
+/// threshold at its maximum, arenas never shrink, so the file is never opened; the memory a
+/// thread frees stays in its arena for the next interval (the helper's working set is
+/// steady), and large blocks are still mmapped and unmapped as before.
+///
+/// Returns whether the setting took effect (always `true` outside glibc: nothing to do).
+pub fn keep_allocator_off_the_file_system() -> bool {
+    #[cfg(target_env = "gnu")]
+    {
+        // SAFETY: mallopt takes two integers and only changes allocator parameters; it runs
+        // before the capture threads exist, and glibc serialises it with the arenas' locks.
+        unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, libc::c_int::MAX) == 1 }
+    }
+    #[cfg(not(target_env = "gnu"))]
+    {
+        true
+    }
+}
+
 /// Compiles the policy for this architecture. Done before the privilege drop so that a bad
 /// policy fails the start, not the capture.
 ///
