@@ -329,6 +329,7 @@ impl Store {
     fn ranked(&self, q: &FlowQuery, now: u64) -> (Vec<u128>, usize) {
         let unfiltered = q.src.is_none()
             && q.dst.is_none()
+            && q.host.is_none()
             && q.proto.is_none()
             && q.port.is_none()
             && q.time_start.is_none()

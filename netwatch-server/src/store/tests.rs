@@ -580,6 +580,17 @@ fn selective_and_broad_filters_agree_with_brute_force() {
             },
             Box::new(|f: &FlowView| f.first_ns <= T0 + NS),
         ),
+        (
+            // Either endpoint (the top-talker drill-down), alone: no other filter.
+            FlowQuery {
+                host: Some("10.2.0.3/32".parse().expect("net")),
+                ..FlowQuery::default()
+            },
+            Box::new(|f: &FlowView| {
+                let h: IpAddr = v4(10, 2, 0, 3);
+                f.key.addr_a == h || f.key.addr_b == h
+            }),
+        ),
     ];
     for (mut q, pred) in cases {
         q.limit = 25;
