@@ -63,6 +63,18 @@ impl Collector {
     /// drives the table's timeouts (the caller's clock, or the capture time offline).
     #[inline]
     pub fn process(&mut self, frame: &Frame<'_>, now_ns: u64) {
+        if let Some((key, obs)) = self.classify(frame) {
+            self.table.observe(&key, &obs, now_ns);
+        }
+    }
+
+    /// The first half of [`Collector::process`]: accounts the frame and returns its flow
+    /// key and observation when it is IP, without touching the flow table. Hand the result
+    /// to [`Collector::observe`] (in frame order) to finish; in between, a batch of frames
+    /// can have their table lookups prefetched ([`Collector::prefetch_slot`],
+    /// [`Collector::prefetch_entry`]).
+    #[inline]
+    pub fn classify(&mut self, frame: &Frame<'_>) -> Option<(RawKey, Observation)> {
         let cap_len = u32::try_from(frame.data.len()).unwrap_or(u32::MAX);
         let s = &mut self.stats;
         s.frames += 1;
@@ -93,18 +105,46 @@ impl Collector {
                     is_tcp: p.proto == PROTO_TCP && !p.nonfirst_fragment && p.cut.is_none(),
                     ts_ns: frame.ts_ns,
                 };
-                self.table.observe(&key, &obs, now_ns);
+                Some((key, obs))
             }
-            Verdict::NonIp => s.non_ip_frames += 1,
+            Verdict::NonIp => {
+                s.non_ip_frames += 1;
+                None
+            }
             Verdict::IpInvalid(kind) => {
                 s.ip_invalid_frames += 1;
                 s.malformed.bump(kind);
+                None
             }
             Verdict::Truncated(kind) => {
                 s.truncated_frames += 1;
                 s.malformed.bump(kind);
+                None
             }
         }
+    }
+
+    /// The index hash of `key`, after hinting the CPU to load the key's home slot of the
+    /// table's index (see [`FlowTable::prefetch_slot`]).
+    #[inline]
+    pub fn prefetch_slot(&self, key: &RawKey) -> u32 {
+        let tag = self.table.tag(key);
+        self.table.prefetch_slot(tag);
+        tag
+    }
+
+    /// Hints the CPU to load the entry the home slot of `tag` points at (see
+    /// [`FlowTable::prefetch_entry`]).
+    #[inline]
+    pub fn prefetch_entry(&self, tag: u32) {
+        self.table.prefetch_entry(tag);
+    }
+
+    /// The second half of [`Collector::process`]: counts a classified packet in its flow.
+    /// `tag` must be [`Collector::prefetch_slot`]'s result for `key`.
+    #[inline]
+    pub fn observe(&mut self, key: &RawKey, tag: u32, obs: &Observation, now_ns: u64) {
+        self.table.observe_tagged(key, tag, obs, now_ns);
     }
 
     /// Ends the flows whose timeouts have passed.

@@ -388,8 +388,10 @@ impl FlowTable {
         }
     }
 
+    /// The index hash of `key` (seeded per table).
     #[inline]
-    fn tag(&self, key: &RawKey) -> u32 {
+    #[must_use]
+    pub fn tag(&self, key: &RawKey) -> u32 {
         let mut h = self.seed;
         for w in key.words() {
             h = fold_mul(h ^ w, 0x9e37_79b9_7f4a_7c15);
@@ -410,6 +412,38 @@ impl FlowTable {
                 if self.entries[i as usize].key == *key {
                     return Some(i);
                 }
+            }
+            pos = (pos + 1) & self.mask;
+        }
+    }
+
+    /// Hints the CPU to load the home slot of `tag` in the index (a batch of lookups can
+    /// issue these first, so that their cache misses overlap). No effect on the contents.
+    #[inline]
+    pub fn prefetch_slot(&self, tag: u32) {
+        if let Some(s) = self.slots.get(tag as usize & self.mask) {
+            crate::sys::prefetch::prefetch_read(s, 8);
+        }
+    }
+
+    /// Hints the CPU to load the entry of the first slot of `tag`'s probe run whose hash
+    /// matches (its key and counter lines), if one is found within a few slots. Only a
+    /// guess (the table may change before the packet is counted); no effect on the contents.
+    #[inline]
+    pub fn prefetch_entry(&self, tag: u32) {
+        let mut pos = tag as usize & self.mask;
+        for _ in 0..4 {
+            let Some(&s) = self.slots.get(pos) else {
+                return;
+            };
+            if s == 0 {
+                return;
+            }
+            if (s >> 32) as u32 == tag {
+                if let Some(e) = self.entries.get((s as u32).wrapping_sub(1) as usize) {
+                    crate::sys::prefetch::prefetch_read(e, 128);
+                }
+                return;
             }
             pos = (pos + 1) & self.mask;
         }
@@ -566,6 +600,20 @@ impl FlowTable {
     #[inline]
     pub fn observe(&mut self, key: &RawKey, obs: &Observation, now_ns: u64) -> bool {
         let tag = self.tag(key);
+        self.observe_tagged(key, tag, obs, now_ns)
+    }
+
+    /// [`FlowTable::observe`] with the key's hash already computed: `tag` must be
+    /// [`FlowTable::tag`]`(key)`.
+    #[inline]
+    pub fn observe_tagged(
+        &mut self,
+        key: &RawKey,
+        tag: u32,
+        obs: &Observation,
+        now_ns: u64,
+    ) -> bool {
+        debug_assert_eq!(tag, self.tag(key));
         let i = match self.find(key, tag) {
             Some(i) => {
                 let e = &self.entries[i as usize];

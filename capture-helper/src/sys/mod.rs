@@ -16,10 +16,12 @@
 //! * [`signal`]: SIGTERM/SIGINT handlers that only set a flag (safe under seccomp).
 //! * [`alloc`]: a counting global allocator for the zero-allocation tests.
 //! * [`usage`]: CPU time (getrusage) and resident set size (`/proc/self/statm`, opened once).
+//! * [`prefetch`]: a safe software-prefetch hint (offline mode's batched flow lookups).
 #![allow(unsafe_code)]
 
 pub mod alloc;
 pub mod packet;
+pub mod prefetch;
 pub mod privilege;
 pub mod ring;
 pub mod seccomp;
