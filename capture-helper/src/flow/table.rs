@@ -5,8 +5,13 @@
 //! * `entries`: a `Vec<Entry>` whose capacity is reserved at construction and never
 //!   exceeded, plus a free list of indices (also pre-sized). No allocation per packet.
 //! * `slots`: an open-addressing index (linear probing, backward-shift deletion, so no
-//!   tombstones) of `2^k >= 2 * capacity` words `hash tag << 32 | entry index + 1`. The load
-//!   factor stays <= 50 %, so a probe ends quickly and the index never needs to grow.
+//!   tombstones) of `2^k` words `hash tag << 32 | entry index + 1`. It starts small and
+//!   doubles (rehashing every flow) when the flows would fill more than half of it, up to
+//!   `2^k >= 2 * capacity` slots; so the load factor stays <= 50 % and a probe ends quickly,
+//!   the index stays about as small as the flows it holds (cache-resident for 100k flows,
+//!   where a 1M-flow index would miss the cache on nearly every lookup), and it is
+//!   allocated at most `log2(capacity / 4096)` times over the table's life, never in steady
+//!   state.
 //! * Four intrusive doubly linked lists threaded through the entries (u32 links, O(1)
 //!   moves): `open` and `closed` in order of the last packet (so their heads are the flows
 //!   idle longest), `start` in order of the current record's start (active timeout), and
@@ -53,6 +58,9 @@ const RST: u8 = 0x04;
 const ACK: u8 = 0x10;
 
 const NIL: u32 = u32::MAX;
+
+/// Slots of a new table's index (32 KiB); it grows with the flows (see the module docs).
+const INITIAL_SLOTS: usize = 4096;
 
 /// Configuration of a [`FlowTable`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -319,6 +327,8 @@ pub struct FlowTable {
     cfg: TableConfig,
     seed: u64,
     mask: usize,
+    /// Number of slots the index may grow to (a power of two, >= 2 * capacity).
+    max_slots: usize,
     slots: Vec<u64>,
     entries: Vec<Entry>,
     free: Vec<u32>,
@@ -346,7 +356,8 @@ impl FlowTable {
     pub fn new(cfg: TableConfig) -> Self {
         let capacity = cfg.capacity.clamp(1, TableConfig::MAX_CAPACITY);
         let cfg = TableConfig { capacity, ..cfg };
-        let nslots = (capacity * 2).next_power_of_two().max(16);
+        let max_slots = (capacity * 2).next_power_of_two().max(16);
+        let nslots = max_slots.min(INITIAL_SLOTS);
         let seed = {
             use std::hash::{BuildHasher, Hasher};
             let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -357,6 +368,7 @@ impl FlowTable {
             cfg,
             seed,
             mask: nslots - 1,
+            max_slots,
             slots: vec![0; nslots],
             entries: Vec::with_capacity(capacity),
             free: Vec::with_capacity(capacity),
@@ -449,7 +461,28 @@ impl FlowTable {
         }
     }
 
+    /// Doubles the index (while it is below its maximum) and re-inserts every flow.
+    #[cold]
+    #[inline(never)]
+    fn grow_index(&mut self) {
+        let nslots = (self.slots.len() * 2).min(self.max_slots);
+        let old = std::mem::replace(&mut self.slots, vec![0; nslots]);
+        self.mask = nslots - 1;
+        for s in old {
+            if s != 0 {
+                let mut pos = (s >> 32) as usize & self.mask;
+                while self.slots[pos] != 0 {
+                    pos = (pos + 1) & self.mask;
+                }
+                self.slots[pos] = s;
+            }
+        }
+    }
+
     fn insert_slot(&mut self, tag: u32, i: u32) {
+        if (self.live + 1) * 2 > self.slots.len() && self.slots.len() < self.max_slots {
+            self.grow_index();
+        }
         let mut pos = tag as usize & self.mask;
         while self.slots[pos] != 0 {
             pos = (pos + 1) & self.mask;
@@ -1057,6 +1090,36 @@ mod tests {
         let d = drain(&mut t);
         assert_eq!(t.counters().occupancy, 0);
         assert!(d.iter().all(|r| r.end.is_some()));
+    }
+
+    #[test]
+    fn index_grows_with_the_flows_and_keeps_every_flow() {
+        let mut t = FlowTable::new(TableConfig {
+            idle_timeout_ns: 0,
+            active_timeout_ns: 0,
+            ..cfg(20_000)
+        });
+        assert_eq!(t.slots.len(), INITIAL_SLOTS);
+        let k = |n: u16| {
+            let mut k = key((n % 251) as u8, n);
+            k.port_b = n / 251;
+            k
+        };
+        for round in 0..2u64 {
+            for n in 0..10_000u16 {
+                assert!(t.observe(&k(n), &obs(Side::A, ACK, round), round));
+            }
+            assert_eq!(t.counters().occupancy, 10_000, "round {round}");
+        }
+        assert_eq!(t.slots.len(), 32_768);
+        assert_eq!(t.max_slots, 65_536);
+        let d = drain(&mut t);
+        assert_eq!(d.len(), 10_000);
+        assert!(d.iter().all(|r| r.ab.packets == 2));
+        // Removal (backward shift) still finds every flow in the grown index.
+        t.end_all(EndReason::Shutdown);
+        assert_eq!(t.counters().occupancy, 0);
+        assert!(t.slots.iter().all(|&s| s == 0));
     }
 
     impl EndedRecord {
