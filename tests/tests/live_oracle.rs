@@ -42,7 +42,10 @@ fn compare_with_oracle(extra: &[&str]) {
     let pcap = dir.path("side.pcap");
     let child = Command::new("ip")
         .args([
-            "netns", "exec", &pair.ns_a, "tcpdump", "-i", &pair.va, "-n", "-s", "0", "-U", "-w",
+            "netns", "exec", &pair.ns_a, "tcpdump", "-i", &pair.va, "-n", "-s", "0", "-U",
+            // A 64 MiB kernel buffer: veth carries 64 KiB GSO frames, and tcpdump's default
+            // 2 MiB can overflow while a loaded 2-core machine starves it.
+            "-B", "65536", "-w",
         ])
         .arg(&pcap)
         .arg(FILTER)
