@@ -42,10 +42,24 @@ fn compare_with_oracle(extra: &[&str]) {
     let pcap = dir.path("side.pcap");
     let child = Command::new("ip")
         .args([
-            "netns", "exec", &pair.ns_a, "tcpdump", "-i", &pair.va, "-n", "-s", "0", "-U",
+            "netns",
+            "exec",
+            &pair.ns_a,
+            "tcpdump",
+            "-i",
+            &pair.va,
+            "-n",
+            "-s",
+            "0",
+            "-U",
+            // Immediate mode: without it libpcap hands tcpdump a ring block only when the
+            // block retires (1 s), and SIGINT ends tcpdump with the last block unwritten.
+            "--immediate-mode",
             // A 64 MiB kernel buffer: veth carries 64 KiB GSO frames, and tcpdump's default
             // 2 MiB can overflow while a loaded 2-core machine starves it.
-            "-B", "65536", "-w",
+            "-B",
+            "65536",
+            "-w",
         ])
         .arg(&pcap)
         .arg(FILTER)
