@@ -1,11 +1,12 @@
 // BandwidthChart.js: live bandwidth in bits per second and packets per second (UI-08/09, D-07),
 // drawn with uPlot (vendored from npm). Live mode keeps the last 5 minutes at 1 s from the
 // WebSocket `metrics` messages; 15 m and 60 m come from GET /api/v1/metrics/history.
+// uPlot is loaded after the first numbers are on screen (app.js): until then the points are
+// kept and the readout shows the latest value; `attach()` draws them once uPlot is there.
 
 import { axisBits, axisCount, formatBitsPerSecond, formatPacketRate } from '../../services/dataFormatter.js';
 import { axisTimes, toEpochSeconds } from '../../utils/timeFormatter.js';
 
-const uPlot = globalThis.uPlot;
 const LIVE_SECONDS = 300;
 export const RANGES = {
   live: { label: '5 m live', duration: '5m', interval: '1s' },
@@ -68,15 +69,17 @@ export class BandwidthChart {
     this.onRangeChange = onRangeChange || (() => {});
     this.updates = 0;
     this.plot = null;
+    this.shown = this.live.data();
     for (const btn of container.querySelectorAll('[data-range]')) {
       btn.addEventListener('click', () => this.setRange(btn.dataset.range));
     }
-    this.create();
     this.resizeObserver = new ResizeObserver(() => this.resize());
     this.resizeObserver.observe(this.plotEl);
   }
 
-  create() {
+  /** Creates the plot once uPlot (globalThis.uPlot) is loaded, with the points seen so far. */
+  attach() {
+    if (this.plot || !globalThis.uPlot) return;
     const rect = this.plotEl.getBoundingClientRect();
     const opts = {
       width: Math.max(200, Math.floor(rect.width) || 600),
@@ -97,7 +100,7 @@ export class BandwidthChart {
       ],
       hooks: { setCursor: [(u) => this.showCursor(u)] },
     };
-    this.plot = new uPlot(opts, this.live.data(), this.plotEl);
+    this.plot = new globalThis.uPlot(opts, this.shown, this.plotEl);
   }
 
   resize() {
@@ -160,7 +163,8 @@ export class BandwidthChart {
   }
 
   redraw(data) {
-    this.plot.setData(data);
+    this.shown = data;
+    if (this.plot) this.plot.setData(data);
     this.updates += 1;
     const n = data[0].length;
     this.container.dataset.points = String(n);

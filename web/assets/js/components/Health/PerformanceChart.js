@@ -4,8 +4,6 @@
 import { axisCount, formatBytes } from '../../services/dataFormatter.js';
 import { axisTimes, toEpochSeconds } from '../../utils/timeFormatter.js';
 
-const uPlot = globalThis.uPlot;
-
 export class PerformanceChart {
   constructor(container) {
     this.container = container;
@@ -15,10 +13,12 @@ export class PerformanceChart {
     this.resizeObserver.observe(this.plotEl);
   }
 
+  /** Creates the plot when uPlot is loaded (app.js loads it after the first data); false before. */
   ensure() {
-    if (this.plot) return;
+    if (this.plot) return true;
+    if (!globalThis.uPlot) return false;
     const rect = this.plotEl.getBoundingClientRect();
-    this.plot = new uPlot({
+    this.plot = new globalThis.uPlot({
       width: Math.max(200, Math.floor(rect.width) || 600),
       height: Math.max(140, Math.floor(rect.height) || 200),
       legend: { show: false },
@@ -35,6 +35,12 @@ export class PerformanceChart {
         { label: 'Memory', scale: 'mem', stroke: '#00BCD4', width: 1.5, value: (u, v) => (v == null ? '-' : formatBytes(v)) },
       ],
     }, [[], [], []], this.plotEl);
+    return true;
+  }
+
+  /** uPlot has been loaded: draws what arrived before it. */
+  attach() {
+    if (this.pending) this.render(this.pending);
   }
 
   resize() {
@@ -45,7 +51,9 @@ export class PerformanceChart {
   }
 
   render(points) {
-    this.ensure();
+    this.pending = points;
+    if (!this.ensure()) return;
+    this.pending = null;
     const t = [];
     const cpu = [];
     const mem = [];
