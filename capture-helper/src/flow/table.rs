@@ -342,8 +342,10 @@ pub struct FlowTable {
     rejects: u64,
 }
 
+/// Folded multiply: the 128-bit product's halves xor-ed (the mixing step of the index
+/// hash; also used by offline mode's merge map).
 #[inline]
-fn fold_mul(a: u64, b: u64) -> u64 {
+pub(crate) fn fold_mul(a: u64, b: u64) -> u64 {
     let r = u128::from(a) * u128::from(b);
     (r as u64) ^ ((r >> 64) as u64)
 }
