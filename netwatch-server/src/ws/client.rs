@@ -1,6 +1,10 @@
 //! One WebSocket connection: reads the client's messages, writes what the hub queued for it,
 //! pings every [`PING_INTERVAL`] and closes a connection that stays silent for [`IDLE_TIMEOUT`]
 //! or whose writes stall for [`WRITE_TIMEOUT`]. Dropped by the hub (slow), it closes at once.
+//! A client that leaves a ping unanswered for [`LAG_LIMIT`] is dropped as slow too: the pong
+//! comes back only after the client has read everything sent before the ping, so its delay is
+//! how far behind the feed the client is, whatever the kernel's socket buffers hold (a client
+//! that never reads fills them only after tens of seconds at the feed's rate).
 
 use super::hub::{ClientHandle, Frame, Hub};
 use super::protocol::{envelope, parse_client, ClientMessage, ProtocolError};
@@ -14,7 +18,9 @@ use warp::filters::ws::{Message, WebSocket};
 use warp::Sink;
 
 /// Interval of server pings.
-pub const PING_INTERVAL: Duration = Duration::from_secs(15);
+pub const PING_INTERVAL: Duration = Duration::from_secs(5);
+/// A ping still unanswered after this long means the client is that far behind: dropped as slow.
+pub const LAG_LIMIT: Duration = Duration::from_secs(10);
 /// A client that sends nothing (not even a pong) for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(45);
 /// A single write that takes longer than this closes the connection.
@@ -57,6 +63,8 @@ pub enum End {
     Idle,
     /// A write stalled for [`WRITE_TIMEOUT`].
     WriteStalled,
+    /// A ping stayed unanswered for [`LAG_LIMIT`]: the client reads too slowly.
+    Lagging,
     /// The server is shutting down.
     Shutdown,
 }
@@ -77,6 +85,8 @@ pub async fn run(
     ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
     ping.tick().await;
     let mut last_heard = Instant::now();
+    // When the oldest unanswered ping was sent.
+    let mut ping_out: Option<Instant> = None;
     let hello = frame("hello", &hello);
     hub.send_to(id, &hello);
 
@@ -96,6 +106,10 @@ pub async fn run(
             inbound = ws.next() => {
                 let Some(Ok(msg)) = inbound else { break End::Closed };
                 last_heard = Instant::now();
+                if msg.is_pong() {
+                    ping_out = None;
+                    continue;
+                }
                 if msg.is_close() {
                     break End::Closed;
                 }
@@ -129,6 +143,10 @@ pub async fn run(
                 if last_heard.elapsed() > IDLE_TIMEOUT {
                     break End::Idle;
                 }
+                if ping_out.is_some_and(|t| t.elapsed() >= LAG_LIMIT) {
+                    break End::Lagging;
+                }
+                ping_out.get_or_insert_with(Instant::now);
                 tokio::select! {
                     r = send(&mut ws, Message::ping(Vec::new())) => if r.is_err() { break End::Closed },
                     () = kill.notified() => break End::Slow,
@@ -138,18 +156,17 @@ pub async fn run(
         }
     };
     hub.unregister(id);
-    if end == End::WriteStalled {
-        hub.count_slow(id);
+    match end {
+        End::WriteStalled => hub.count_slow(id, "a write stalled"),
+        End::Lagging => hub.count_slow(id, "a ping went unanswered"),
+        _ => {}
     }
     match end {
-        End::Slow => {
+        End::Slow | End::Lagging => {
             // Best effort only: a slow client's socket is full, so do not wait for it.
             let _ = tokio::time::timeout(
                 Duration::from_millis(100),
-                send(
-                    &mut ws,
-                    Message::close_with(1008u16, "too slow: send queue full"),
-                ),
+                send(&mut ws, Message::close_with(1008u16, "too slow")),
             )
             .await;
         }

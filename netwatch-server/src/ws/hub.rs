@@ -140,15 +140,13 @@ impl Hub {
         }
     }
 
-    /// Counts a client dropped by its own connection task for being slow (a write stalled).
-    pub fn count_slow(&self, id: u64) {
+    /// Counts a client dropped by its own connection task for being slow (`why`: a write
+    /// stalled, a ping went unanswered).
+    pub fn count_slow(&self, id: u64, why: &'static str) {
         self.stats
             .slow_dropped_total
             .fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            client = id,
-            "websocket client too slow: a write stalled, dropped"
-        );
+        tracing::warn!(client = id, why, "websocket client too slow, dropped");
     }
 
     /// Number of registered clients.
