@@ -289,7 +289,17 @@ impl<R: Read> PcapFileSource<R> {
 
     /// Makes at least `need` bytes available from `start`, growing the buffer up to
     /// [`MAX_RECORD_LEN`] + header. Returns false at end of file with fewer bytes.
+    #[inline]
     fn fill(&mut self, need: usize) -> Result<bool, SourceError> {
+        if self.end - self.start >= need {
+            return Ok(true);
+        }
+        self.refill(need)
+    }
+
+    /// The slow half of [`PcapFileSource::fill`]: reads until `need` bytes are buffered.
+    #[inline(never)]
+    fn refill(&mut self, need: usize) -> Result<bool, SourceError> {
         while self.end - self.start < need {
             if self.eof {
                 return Ok(false);
@@ -469,13 +479,19 @@ impl<R: Read> PcapFileSource<R> {
                 offset,
             });
         }
+        // The record header is four u32 fields (seconds, fraction, captured length, wire
+        // length) in the file's byte order; read directly (this is the per-frame hot path,
+        // the file header is decoded with pcap-parser).
         let a = self.avail();
-        let caplen_raw = [a[8], a[9], a[10], a[11]];
-        let caplen = if fmt.big_endian {
-            u32::from_be_bytes(caplen_raw)
-        } else {
-            u32::from_le_bytes(caplen_raw)
+        let field = |i: usize| {
+            let raw = [a[i], a[i + 1], a[i + 2], a[i + 3]];
+            if fmt.big_endian {
+                u32::from_be_bytes(raw)
+            } else {
+                u32::from_le_bytes(raw)
+            }
         };
+        let (ts_sec, ts_frac, caplen, wire_len) = (field(0), field(4), field(8), field(12));
         if caplen > MAX_CAPLEN {
             return Err(SourceError::Corrupt {
                 offset,
@@ -491,18 +507,7 @@ impl<R: Read> PcapFileSource<R> {
                 offset,
             });
         }
-        let parsed = if fmt.big_endian {
-            pcap_parser::pcap::parse_pcap_frame_be(self.avail())
-        } else {
-            pcap_parser::pcap::parse_pcap_frame(self.avail())
-        };
-        let block = match parsed {
-            Ok((_, b)) => b,
-            Err(e) => return Err(corrupt_ng(offset, "pcap record", &e)),
-        };
-        let ts_ns =
-            u64::from(block.ts_sec) * 1_000_000_000 + u64::from(block.ts_usec) * fmt.frac_to_ns;
-        let wire_len = block.origlen;
+        let ts_ns = u64::from(ts_sec) * 1_000_000_000 + u64::from(ts_frac) * fmt.frac_to_ns;
         let data_start = self.start + 16;
         self.consume(total);
         Ok(Some((data_start, caplen as usize, wire_len, ts_ns)))
