@@ -127,6 +127,75 @@ fn has_ports(proto: u8) -> bool {
 /// only for an IPv4 total length of 0, as tshark does).
 #[must_use]
 pub fn parse_ethernet(data: &[u8], wire_len: u32) -> Verdict {
+    if let Some(p) = fast_ipv4(data) {
+        return Verdict::Flow(p);
+    }
+    parse_ethernet_general(data, wire_len)
+}
+
+/// The common case, decided in a few checked reads: Ethernet II with at most one 802.1Q
+/// tag, an option-less IPv4 header (IHL 5) with a total length >= 20, not a fragment after
+/// the first, carrying TCP or UDP whose ports (and, for TCP, flags) were captured inside
+/// the datagram. `None` for anything else, which [`parse_ethernet_general`] then decides.
+/// Whenever this returns a packet, it is the one the general parser returns (a proptest
+/// in `tests/robustness.rs` compares the two on arbitrary and mutated frames).
+#[inline]
+fn fast_ipv4(data: &[u8]) -> Option<Packet> {
+    let (vlan, ip) = match be16(data, 12)? {
+        ETHERTYPE_IPV4 => (0, data.get(ETH_HEADER_LEN..)?),
+        0x8100 if be16(data, 16)? == ETHERTYPE_IPV4 => (
+            be16(data, 14)? & 0x0fff,
+            data.get(ETH_HEADER_LEN + VLAN_TAG_LEN..)?,
+        ),
+        _ => return None,
+    };
+    let hdr: &[u8; IPV4_MIN_HEADER_LEN] = ip.get(..IPV4_MIN_HEADER_LEN)?.try_into().ok()?;
+    if hdr[ipv4_field::VER_IHL] != 0x45 {
+        return None;
+    }
+    let total = usize::from(u16::from_be_bytes([
+        hdr[ipv4_field::TOTAL_LEN],
+        hdr[ipv4_field::TOTAL_LEN + 1],
+    ]));
+    let frag =
+        u16::from_be_bytes([hdr[ipv4_field::FLAGS_FRAG], hdr[ipv4_field::FLAGS_FRAG + 1]]) & 0x1fff;
+    let proto = hdr[ipv4_field::PROTO];
+    // Transport bytes needed: the ports, plus the flags byte for TCP.
+    let need = match proto {
+        PROTO_TCP => TCP_FLAGS + 1,
+        PROTO_UDP => 4,
+        _ => return None,
+    };
+    if total < IPV4_MIN_HEADER_LEN || frag != 0 {
+        return None;
+    }
+    let limit = ip.len().min(total);
+    let l4 = ip.get(IPV4_MIN_HEADER_LEN..limit)?;
+    if l4.len() < need {
+        return None;
+    }
+    let mut pkt = Packet {
+        v6: false,
+        proto,
+        vlan,
+        ip_len: u32::try_from(total).ok()?,
+        sport: be16(l4, 0)?,
+        dport: be16(l4, 2)?,
+        tcp_flags: if proto == PROTO_TCP {
+            *l4.get(TCP_FLAGS)?
+        } else {
+            0
+        },
+        ..Packet::default()
+    };
+    pkt.src[..4].copy_from_slice(&hdr[ipv4_field::SRC..ipv4_field::SRC + 4]);
+    pkt.dst[..4].copy_from_slice(&hdr[ipv4_field::DST..ipv4_field::DST + 4]);
+    Some(pkt)
+}
+
+/// [`parse_ethernet`] without the fast path: every rule, every frame.
+#[must_use]
+pub fn parse_ethernet_general(data: &[u8], wire_len: u32) -> Verdict {
     let Ok(eth) = Ethernet2HeaderSlice::from_slice(data) else {
         return Verdict::Truncated(MalformedKind::EthernetTruncated);
     };

@@ -4,7 +4,7 @@
 
 use netwatch_capture::collector::Collector;
 use netwatch_capture::flow::TableConfig;
-use netwatch_capture::parse::{parse_ethernet, Verdict};
+use netwatch_capture::parse::{parse_ethernet, parse_ethernet_general, Verdict};
 use netwatch_capture::source::Frame;
 use netwatch_protocol::{CaptureStats, MalformedKind};
 use proptest::prelude::*;
@@ -48,8 +48,58 @@ fn valid_frame(v6: bool, vlan: bool) -> Vec<u8> {
     f
 }
 
+/// A frame of the parser's fast path: Ethernet (optionally one 802.1Q tag), IPv4 without
+/// options, TCP (`proto` 6) or UDP (17) with a payload of `payload` bytes.
+fn fast_path_frame(vlan: bool, proto: u8, payload: usize) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+    if vlan {
+        f.extend_from_slice(&[0x81, 0x00, 0x20, 0x2a]);
+    }
+    let l4: Vec<u8> = if proto == 6 {
+        vec![
+            0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+        ]
+    } else {
+        vec![0x9c, 0x40, 0x00, 0x35, 0, 8, 0, 0]
+    };
+    let total = u16::try_from(20 + l4.len() + payload)
+        .unwrap()
+        .to_be_bytes();
+    f.extend_from_slice(&[
+        0x08, 0x00, 0x45, 0, total[0], total[1], 0, 1, 0x40, 0, 64, proto,
+    ]);
+    f.extend_from_slice(&[0, 0, 10, 0, 0, 1, 93, 184, 216, 34]);
+    f.extend_from_slice(&l4);
+    f.resize(f.len() + payload, 0);
+    f
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    /// The fast path (option-less IPv4 TCP/UDP) decides exactly as the general parser, on
+    /// mutated fast-path frames (header bytes flipped, frame cut, wire length arbitrary).
+    #[test]
+    fn fast_path_equals_general_parser(
+        vlan in any::<bool>(),
+        tcp in any::<bool>(),
+        payload in 0usize..64,
+        flips in proptest::collection::vec((0usize..64, any::<u8>()), 0..4),
+        cut in any::<usize>(),
+        wire in any::<u32>(),
+    ) {
+        let mut f = fast_path_frame(vlan, if tcp { 6 } else { 17 }, payload);
+        let whole = u32::try_from(f.len()).unwrap();
+        prop_assert_eq!(parse_ethernet(&f, whole), parse_ethernet_general(&f, whole));
+        for (at, v) in flips {
+            if let Some(b) = f.get_mut(at) {
+                *b = v;
+            }
+        }
+        f.truncate(cut % (f.len() + 1));
+        prop_assert_eq!(parse_ethernet(&f, wire), parse_ethernet_general(&f, wire));
+        prop_assert_eq!(parse_ethernet(&f, whole), parse_ethernet_general(&f, whole));
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic_and_land_in_one_bucket(
@@ -57,7 +107,7 @@ proptest! {
     ) {
         let mut c = Collector::new(small());
         for (i, (data, wire)) in frames.iter().enumerate() {
-            let _ = parse_ethernet(data, *wire);
+            prop_assert_eq!(parse_ethernet(data, *wire), parse_ethernet_general(data, *wire));
             c.process(&Frame { data, wire_len: *wire, ts_ns: i as u64 }, i as u64);
         }
         c.expire(u64::MAX / 2);
