@@ -12,6 +12,7 @@
 # /proc/<pid>/stat) and the same as % of one core per 100 kpps, and the helper's RSS.
 # BENCH_HELPER_ARGS adds flags to the helper's command line (e.g. ring geometry).
 # BENCH_PERF=DIR also records the helper with `perf record -g` per step (DIR/perf-RATE.data).
+# BENCH_HELPER_BIN runs another helper binary (e.g. an older build, to compare).
 # No traffic leaves the namespaces. Usage: bench/live.sh [SECONDS_PER_STEP] [RATES...]
 #   RATES in pps; "max" = trafgen unthrottled. Default: 5 s at 50000 100000 200000 max.
 set -euo pipefail
@@ -23,7 +24,7 @@ done
 SECS=${1:-5}; shift || true
 RATES=("$@"); [ ${#RATES[@]} -gt 0 ] || RATES=(50000 100000 200000 max)
 cargo build --release -q -p netwatch-capture -p netwatch-server
-HELPER=$PWD/target/release/netwatch-capture
+HELPER=${BENCH_HELPER_BIN:-$PWD/target/release/netwatch-capture}
 SERVER=$PWD/target/release/netwatch-server
 
 tag=$$

@@ -24,7 +24,7 @@ use crate::flow::table::Observation;
 use crate::flow::{EndedRecord, FlowTable, RawKey, TableConfig};
 use crate::parse::{self, Verdict, PROTO_TCP};
 use crate::source::Frame;
-use netwatch_protocol::{CaptureStats, EndReason, FlowRecord, MalformedKind};
+use netwatch_protocol::{CaptureStats, EndReason, FlowRecord, MalformedKind, Side};
 
 /// Wire lengths above this are implausible for Ethernet (`bad_length`).
 pub const MAX_WIRE_LEN: u32 = 256 * 1024;
@@ -213,5 +213,115 @@ impl Collector {
     #[must_use]
     pub fn table_config(&self) -> TableConfig {
         self.table.config()
+    }
+}
+
+/// Frames per [`Batch`] (enough table lookups in flight to hide a cache miss).
+pub const BATCH: usize = 32;
+
+/// One classified frame waiting in a [`Batch`].
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    /// The clock of the frame (its timestamp).
+    now: u64,
+    /// Whether the frame is IP (then `key`, `tag` and `obs` are set).
+    flow: bool,
+    tag: u32,
+    key: RawKey,
+    obs: Observation,
+}
+
+impl Pending {
+    const EMPTY: Pending = Pending {
+        now: 0,
+        flow: false,
+        tag: 0,
+        key: RawKey {
+            addr_a: [0; 16],
+            addr_b: [0; 16],
+            port_a: 0,
+            port_b: 0,
+            vlan: 0,
+            proto: 0,
+            v6: 0,
+        },
+        obs: Observation {
+            side: Side::A,
+            wire_len: 0,
+            ip_len: 0,
+            tcp_flags: 0,
+            is_tcp: false,
+            ts_ns: 0,
+        },
+    };
+}
+
+/// Frames counted in batches, so that the flow-table cache misses of a batch overlap:
+/// [`Batch::push`] classifies a frame (accounting it at once) and prefetches its flow's
+/// index slot; [`Batch::flush`] prefetches the entries those slots point at, then counts
+/// the packets in frame order. The prefetches are hints only: the table sees exactly the
+/// calls of frame-by-frame [`Collector::process`], in the same order, so the result is
+/// the same. Used by offline mode and by every live capture thread.
+#[derive(Debug)]
+pub struct Batch {
+    items: [Pending; BATCH],
+    len: usize,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Batch {
+            items: [Pending::EMPTY; BATCH],
+            len: 0,
+        }
+    }
+}
+
+impl Batch {
+    /// Classifies `frame` into `c`'s statistics and queues its flow update (with `now` as
+    /// the clock); when that fills the batch, flushes it with `after` (see
+    /// [`Batch::flush`]).
+    #[inline]
+    pub fn push(
+        &mut self,
+        c: &mut Collector,
+        frame: &Frame<'_>,
+        now: u64,
+        after: impl FnMut(&mut Collector, u64),
+    ) {
+        let p = &mut self.items[self.len];
+        p.now = now;
+        p.flow = match c.classify(frame) {
+            Some((key, obs)) => {
+                p.tag = c.prefetch_slot(&key);
+                p.key = key;
+                p.obs = obs;
+                true
+            }
+            None => false,
+        };
+        self.len += 1;
+        if self.len == BATCH {
+            self.flush(c, after);
+        }
+    }
+
+    /// Counts every queued frame in its flow, in order, calling `after(c, now)` after
+    /// each (for expiry and drains that must happen between frames), and empties the batch.
+    #[inline]
+    pub fn flush(&mut self, c: &mut Collector, mut after: impl FnMut(&mut Collector, u64)) {
+        let items = &self.items[..self.len];
+        for p in items {
+            if p.flow {
+                c.prefetch_entry(p.tag);
+            }
+        }
+        for p in items {
+            if p.flow {
+                c.observe(&p.key, p.tag, &p.obs, p.now);
+            }
+            after(c, p.now);
+        }
+        self.len = 0;
     }
 }

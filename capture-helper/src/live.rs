@@ -5,6 +5,7 @@
 
 use crate::source::{Frame, FrameSource, SourceError, LINKTYPE_ETHERNET};
 use crate::sys::packet::{interface_index, PacketSocket, SockFilter};
+use crate::sys::prefetch::prefetch_bytes;
 use crate::sys::ring::{self, Ring};
 use crate::sys::tpacket::{
     FrameHeader, TpacketReq3, FRAME_HEADER_LEN, PACKET_FANOUT_FLAG_DEFRAG, PACKET_FANOUT_HASH,
@@ -12,6 +13,10 @@ use crate::sys::tpacket::{
 };
 use std::io;
 use std::process::Command;
+
+/// Bytes of the next ring frame prefetched while one is parsed: its `tpacket3_hdr` and
+/// the first bytes of its packet (Ethernet, IP and transport headers).
+const PREFETCH_AHEAD: usize = 192;
 
 /// Ring geometry (`--ring-*` flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -287,6 +292,12 @@ impl RingSource {
                             } else {
                                 self.offset.saturating_add(next)
                             };
+                            // The kernel wrote the next frame from another CPU: start
+                            // moving its header and first bytes here while this one is
+                            // parsed (a hint; nothing is read from it until it is checked).
+                            if let Some(ahead) = used.get(self.offset..) {
+                                prefetch_bytes(&ahead[..ahead.len().min(PREFETCH_AHEAD)]);
+                            }
                         }
                         if f.is_loopback_outgoing() {
                             continue;

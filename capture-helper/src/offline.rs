@@ -10,9 +10,8 @@
 //! bounded by the table plus one merged row per flow); expiry runs each time the capture
 //! clock has advanced by one second (or half the shortest timeout, if shorter).
 
-use crate::collector::Collector;
+use crate::collector::{Batch, Collector};
 use crate::flow::table::fold_mul;
-use crate::flow::table::Observation;
 use crate::flow::{EndedRecord, RawKey, TableConfig};
 use crate::source::{FrameSource, PcapFileSource, SourceError, LINKTYPE_ETHERNET};
 use netwatch_protocol::{MalformedKind, Side};
@@ -211,46 +210,6 @@ impl Merger {
     }
 }
 
-/// Frames per batch of [`collect`] (enough lookups in flight to hide a cache miss).
-const BATCH: usize = 32;
-
-/// One classified frame of a batch.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    /// The frame's timestamp (the clock).
-    now: u64,
-    /// Whether the frame is IP (then `key`, `tag` and `obs` are set).
-    flow: bool,
-    tag: u32,
-    key: RawKey,
-    obs: Observation,
-}
-
-impl Pending {
-    const EMPTY: Pending = Pending {
-        now: 0,
-        flow: false,
-        tag: 0,
-        key: RawKey {
-            addr_a: [0; 16],
-            addr_b: [0; 16],
-            port_a: 0,
-            port_b: 0,
-            vlan: 0,
-            proto: 0,
-            v6: 0,
-        },
-        obs: Observation {
-            side: Side::A,
-            wire_len: 0,
-            ip_len: 0,
-            tcp_flags: 0,
-            is_tcp: false,
-            ts_ns: 0,
-        },
-    };
-}
-
 /// Everything offline mode learned from a capture.
 #[derive(Debug)]
 pub struct OfflineResult {
@@ -284,58 +243,29 @@ pub fn collect<S: FrameSource>(
     // their buffer (bounded by the capacity) is full, so that nothing is ever rejected.
     let drain_at = (table.capacity / 2).max(1);
     let every = expire_interval(&table);
-    // Frames go through in batches: classify a batch and prefetch each flow's index slot,
-    // then prefetch the entries those slots point at, then count the packets in frame
-    // order (so the cache misses of a batch overlap). The prefetches are hints only: the
-    // table changes, expiry and drains happen exactly as frame-by-frame.
-    let mut batch = [Pending::EMPTY; BATCH];
-    loop {
-        let mut n = 0;
-        while n < BATCH {
-            let Some(frame) = source.next()? else {
-                break;
-            };
-            let p = &mut batch[n];
-            p.now = frame.ts_ns;
-            p.flow = match collector.classify(&frame) {
-                Some((key, obs)) => {
-                    p.tag = collector.prefetch_slot(&key);
-                    p.key = key;
-                    p.obs = obs;
-                    true
-                }
-                None => false,
-            };
-            n += 1;
+    // Frames go through in batches (see `Batch`): the table sees the same calls in the
+    // same order as frame by frame, and expiry and drains happen between the same frames.
+    let mut batch = Batch::default();
+    let mut after = |c: &mut Collector, now: u64| {
+        if c.pending_ended() >= drain_at {
+            c.drain_ended_with(|r| merger.add(r));
         }
-        for p in &batch[..n] {
-            if p.flow {
-                collector.prefetch_entry(p.tag);
+        match next_expire {
+            None => next_expire = Some(now.saturating_add(every)),
+            Some(t) if now >= t => {
+                c.expire(now);
+                // Open flows keep accumulating in the table; only ended records move out.
+                c.drain_ended_with(|r| merger.add(r));
+                next_expire = Some(now.saturating_add(every));
             }
+            Some(_) => {}
         }
-        for p in &batch[..n] {
-            let now = p.now;
-            if p.flow {
-                collector.observe(&p.key, p.tag, &p.obs, now);
-            }
-            if collector.pending_ended() >= drain_at {
-                collector.drain_ended_with(|r| merger.add(r));
-            }
-            match next_expire {
-                None => next_expire = Some(now.saturating_add(every)),
-                Some(t) if now >= t => {
-                    collector.expire(now);
-                    // Open flows keep accumulating in the table; only ended records move out.
-                    collector.drain_ended_with(|r| merger.add(r));
-                    next_expire = Some(now.saturating_add(every));
-                }
-                Some(_) => {}
-            }
-        }
-        if n < BATCH {
-            break;
-        }
+    };
+    while let Some(frame) = source.next()? {
+        let now = frame.ts_ns;
+        batch.push(&mut collector, &frame, now, &mut after);
     }
+    batch.flush(&mut collector, &mut after);
     // Every open flow is about to arrive: size the map once instead of doubling it.
     merger.reserve(usize::try_from(collector.stats().table_occupancy).unwrap_or(0));
     collector.finish_with(|r| merger.add(r));

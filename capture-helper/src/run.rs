@@ -19,7 +19,7 @@
 //!    export loop on this thread, which sends one `FlowBatch`; on SIGTERM/SIGINT the threads
 //!    end their flows (`finish`), the last batch is flushed, the Ack awaited, `Bye` sent.
 
-use crate::collector::Collector;
+use crate::collector::{Batch, Collector};
 use crate::flow::TableConfig;
 use crate::live::{open_ring, OpenError, OpenSpec, OpenStep, RingConfig, RingSource};
 use crate::source::FrameSource;
@@ -444,6 +444,7 @@ fn capture_thread(
 ) -> Result<(), String> {
     let interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
     let mut next_tick = realtime_ns().saturating_add(interval_ns);
+    let mut batch = Batch::default();
     loop {
         let stop = signal::stop_requested();
         let now = realtime_ns();
@@ -451,7 +452,12 @@ fn capture_thread(
             // Frames the kernel holds in a partly filled block reach user space only when
             // the block retires: keep reading for two retire timeouts so what was on the
             // wire before SIGTERM is counted and flushed.
-            drain_until(&mut src, &mut collector, Instant::now() + drain_grace);
+            drain_until(
+                &mut src,
+                &mut collector,
+                &mut batch,
+                Instant::now() + drain_grace,
+            );
         }
         if now >= next_tick || stop {
             let mut records = Vec::new();
@@ -496,7 +502,7 @@ fn capture_thread(
             match src.next() {
                 Ok(Some(frame)) => {
                     let ts = frame.ts_ns;
-                    collector.process(&frame, ts);
+                    batch.push(&mut collector, &frame, ts, |_, _| {});
                     n += 1;
                     if n >= FRAMES_PER_CHECK {
                         break;
@@ -509,6 +515,8 @@ fn capture_thread(
                 }
             }
         }
+        // Nothing stays queued across a tick, a drain or a wait.
+        batch.flush(&mut collector, |_, _| {});
         if n < FRAMES_PER_CHECK {
             // Nothing (more) waiting: sleep in poll until a block retires, the tick is due or
             // a signal arrives (poll returns EINTR: no SA_RESTART).
@@ -523,12 +531,18 @@ fn capture_thread(
 }
 
 /// Processes frames until `deadline` (stop path: the ring's last blocks).
-fn drain_until(src: &mut RingSource, collector: &mut Collector, deadline: Instant) {
+fn drain_until(
+    src: &mut RingSource,
+    collector: &mut Collector,
+    batch: &mut Batch,
+    deadline: Instant,
+) {
     while Instant::now() < deadline {
         while let Ok(Some(frame)) = src.next() {
             let ts = frame.ts_ns;
-            collector.process(&frame, ts);
+            batch.push(collector, &frame, ts, |_, _| {});
         }
+        batch.flush(collector, |_, _| {});
         let left = deadline
             .saturating_duration_since(Instant::now())
             .as_millis();

@@ -28,3 +28,24 @@ pub fn prefetch_read<T>(r: &T, bytes: usize) {
         let _ = (r, bytes);
     }
 }
+
+/// Hints that the cache lines covering `bytes` will be read soon (every 64-byte line).
+#[inline(always)]
+pub fn prefetch_bytes(bytes: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let base = bytes.as_ptr().cast::<i8>();
+        let mut off = 0;
+        while off < bytes.len() {
+            // SAFETY: as in `prefetch_read`: SSE is baseline on x86_64; `off` is inside the
+            // live slice `bytes`, and a prefetch never faults or writes.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(off)) };
+            off += 64;
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = bytes;
+    }
+}
