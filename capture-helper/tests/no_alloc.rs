@@ -2,7 +2,7 @@
 //! this test binary) watches the whole offline hot path (pcap reader, parser, flow table,
 //! expiry, draining) over 100k packets of existing flows and of new flows within capacity.
 
-use netwatch_capture::collector::Collector;
+use netwatch_capture::collector::{Batch, Collector};
 use netwatch_capture::flow::TableConfig;
 use netwatch_capture::source::{FrameSource, PcapFileSource};
 use netwatch_capture::sys::alloc::CountingAllocator;
@@ -111,12 +111,15 @@ fn steady_state_allocates_nothing_per_packet() {
     let file = pcap(&measured, t0 + 1_000_000);
     let mut src = PcapFileSource::new(std::io::Cursor::new(file)).expect("valid pcap");
 
+    // The path live and offline capture take: frames counted in prefetched batches.
+    let mut batch = Batch::default();
     GLOBAL.start();
     let mut last = 0;
     while let Some(f) = src.next().expect("frame") {
-        collector.process(&f, f.ts_ns);
+        batch.push(&mut collector, &f, f.ts_ns, |_, _| {});
         last = f.ts_ns;
     }
+    batch.flush(&mut collector, |_, _| {});
     collector.expire(last);
     collector.drain_with(|r| sink += r.ab.packets + r.ba.packets);
     let allocations = GLOBAL.stop();
