@@ -33,6 +33,7 @@ DIR=$(mktemp -d /tmp/netwatch-bench-XXXXXX); chmod 777 "$DIR"
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true   # reap them here, so bash reports no "Killed" job at exit
   ip netns del "$NSG" 2>/dev/null || true; ip netns del "$NSC" 2>/dev/null || true
   rm -rf "$DIR"
 }
@@ -73,8 +74,13 @@ for rate in "${RATES[@]}"; do
   NETWATCH_LOG=info ip netns exec "$NSC" "$HELPER" --interface "$VC" --connect "$DIR/capture.sock" --user nobody ${BENCH_HELPER_ARGS:-} \
     2>"$DIR/helper.log" & HP=$!; PIDS+=($HP)
   ip netns exec "$NSC" tcpdump -i "$VC" -n -s 0 -w /dev/null 2>"$DIR/tcpdump.log" & TP=$!; PIDS+=($TP)
-  ip netns exec "$NSC" netsniff-ng --in "$VC" --out /dev/null --silent >"$DIR/nsng.log" 2>&1 & NP=$!; PIDS+=($NP)
-  sleep 3   # netsniff-ng takes a moment to start
+  ip netns exec "$NSC" netsniff-ng --in "$VC" --out /dev/null --silent --ring-size 16MiB >"$DIR/nsng.log" 2>&1 & NP=$!; PIDS+=($NP)
+  # netsniff-ng takes a moment to start (seconds on a cold first run): wait until the three
+  # capturers' packet sockets exist (header line + at least 3), then for their rings.
+  for _ in $(seq 100); do
+    [ "$(ip netns exec "$NSC" cat /proc/net/packet | wc -l)" -ge 4 ] && break; sleep 0.1
+  done
+  sleep 2
   h0=$(cpu_ns $HP); t0=$(cpu_ns $TP); n0=$(cpu_ns $NP); s0=$(txcount)
   if [ -n "${BENCH_PERF:-}" ]; then
     mkdir -p "$BENCH_PERF"
