@@ -118,7 +118,7 @@ fn main() {
             &FlowQuery {
                 limit: 50,
                 offset: 500,
-                port: Some(443),
+                port: Some((443, 443)),
                 sort_by: SortBy::Packets,
                 ..FlowQuery::default()
             },

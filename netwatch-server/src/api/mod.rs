@@ -250,6 +250,8 @@ const FLOW_PARAMS: &[&str] = &[
     "host",
     "protocol",
     "port",
+    "port_min",
+    "port_max",
     "time_start",
     "time_end",
     "status",
@@ -282,31 +284,24 @@ fn flow_query(p: &Params) -> Result<(FlowQuery, bool), ApiError> {
         "closed" => Some(FlowStatus::Closed),
         _ => None,
     };
-    let sort_by = match p.choice(
-        "sort_by",
-        &["bytes", "packets", "duration", "first_seen", "last_seen"],
-        "last_seen",
-    )? {
-        "bytes" => SortBy::Bytes,
-        "packets" => SortBy::Packets,
-        "duration" => SortBy::Duration,
-        "first_seen" => SortBy::FirstSeen,
-        _ => SortBy::LastSeen,
-    };
+    let names = SortBy::NAMES.map(|(name, _)| name);
+    let sort_by = p.choice("sort_by", &names, "last_seen")?;
+    let sort_by = SortBy::NAMES
+        .iter()
+        .find(|(name, _)| *name == sort_by)
+        .map_or(SortBy::LastSeen, |&(_, key)| key);
     let order = match p.choice("sort_order", &["asc", "desc"], "desc")? {
         "asc" => SortOrder::Asc,
         _ => SortOrder::Desc,
     };
-    let port = match p.get("port") {
-        Some(_) => Some(u16::try_from(p.int("port", 0, 65535, 0)?).unwrap_or(0)),
-        None => None,
-    };
+    let (port, port_range) = p.ports()?;
     let q = FlowQuery {
         src: p.net("src_ip")?,
         dst: p.net("dst_ip")?,
         host: p.net("host")?,
         proto: p.protocol("protocol")?,
         port,
+        port_range,
         time_start,
         time_end,
         status,

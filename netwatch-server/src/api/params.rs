@@ -45,6 +45,9 @@ fn decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// An inclusive range of ports, `(low, high)`.
+pub type PortRange = (u16, u16);
+
 impl Params {
     /// Parses a raw query string and checks every name against `allowed`.
     ///
@@ -101,6 +104,30 @@ impl Params {
             ));
         }
         Ok(n)
+    }
+
+    /// The port filters of a flow query: `port` (one port, either side) as `(p, p)`, and
+    /// `port_min`/`port_max` (a port of either side inside the inclusive range; a missing
+    /// end is 0 or 65535; `port_min` above `port_max` is an empty range that matches
+    /// nothing, like a time range that selects no flow, so every pair of valid integers is
+    /// a valid query, as the OpenAPI document can say).
+    ///
+    /// # Errors
+    /// 400 for a value that is not an integer 0-65535.
+    pub fn ports(&self) -> Result<(Option<PortRange>, Option<PortRange>), ApiError> {
+        let one = |name: &str, default: u16| -> Result<Option<u16>, ApiError> {
+            if self.get(name).is_none() {
+                return Ok(None);
+            }
+            let v = self.int(name, 0, 65535, u64::from(default))?;
+            Ok(Some(u16::try_from(v).unwrap_or(default)))
+        };
+        let port = one("port", 0)?.map(|p| (p, p));
+        let range = match (one("port_min", 0)?, one("port_max", 65535)?) {
+            (None, None) => None,
+            (lo, hi) => Some((lo.unwrap_or(0), hi.unwrap_or(65535))),
+        };
+        Ok((port, range))
     }
 
     /// One of `choices`, or `default` when absent.

@@ -8,9 +8,9 @@
 use super::{FlowStatus, FlowView, Store, TalkerRow, F_INIT_B, F_LIVE, F_V6};
 use ipnet::IpNet;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
-/// Sort keys of `/flows`.
+/// Sort keys of `/flows`: every column of the flow table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SortBy {
     /// Total bytes.
@@ -24,6 +24,35 @@ pub enum SortBy {
     /// Latest packet (the default).
     #[default]
     LastSeen,
+    /// Initiator address (IPv4 as its IPv4-mapped IPv6 value, so before global IPv6).
+    SrcIp,
+    /// Responder address.
+    DstIp,
+    /// Initiator port.
+    SrcPort,
+    /// Responder port.
+    DstPort,
+    /// IP protocol number.
+    Protocol,
+    /// Status at `now` (active, idle, closed).
+    Status,
+}
+
+impl SortBy {
+    /// Every key with its API name (`sort_by=`), the default last.
+    pub const NAMES: [(&'static str, SortBy); 11] = [
+        ("bytes", SortBy::Bytes),
+        ("packets", SortBy::Packets),
+        ("duration", SortBy::Duration),
+        ("first_seen", SortBy::FirstSeen),
+        ("src_ip", SortBy::SrcIp),
+        ("dst_ip", SortBy::DstIp),
+        ("src_port", SortBy::SrcPort),
+        ("dst_port", SortBy::DstPort),
+        ("protocol", SortBy::Protocol),
+        ("status", SortBy::Status),
+        ("last_seen", SortBy::LastSeen),
+    ];
 }
 
 /// Sort direction.
@@ -50,8 +79,11 @@ pub struct FlowQuery {
     pub host: Option<IpNet>,
     /// IP protocol number.
     pub proto: Option<u8>,
-    /// Port on either side.
-    pub port: Option<u16>,
+    /// One port on either side, as `(p, p)` (`port=`).
+    pub port: Option<(u16, u16)>,
+    /// A port of either side inside this inclusive range (`port_min=`, `port_max=`); both
+    /// port filters apply when both are given.
+    pub port_range: Option<(u16, u16)>,
     /// Flows active at some moment at or after this time (ns).
     pub time_start: Option<u64>,
     /// Flows active at some moment at or before this time (ns).
@@ -98,6 +130,54 @@ impl AddrMatch {
 /// Candidate buffer size for big pages.
 const HEAP_MAX: usize = 1 << 16;
 
+/// Keeps the `want` smallest values offered. Values below the current threshold go into a
+/// buffer; when it reaches `cap`, `select_nth` keeps the best `want` and tightens the
+/// threshold. Linear in the offers whatever their order (a heap is not: flows arrive in time
+/// order, so a `last_seen desc` scan would push every row).
+struct Best<T> {
+    buf: Vec<T>,
+    want: usize,
+    cap: usize,
+    threshold: Option<T>,
+}
+
+impl<T: Ord + Copy> Best<T> {
+    /// `want` >= 1; `cap` is raised to at least `want + 1`.
+    fn new(want: usize, cap: usize) -> Self {
+        let cap = cap.max(want.saturating_add(1));
+        Best {
+            // Grows past this only for exports (`want` beyond the buffer cap).
+            buf: Vec::with_capacity(cap.min(2 * HEAP_MAX)),
+            want,
+            cap,
+            threshold: None,
+        }
+    }
+
+    #[inline(always)]
+    fn offer(&mut self, v: T) {
+        if self.threshold.is_some_and(|t| v >= t) {
+            return;
+        }
+        self.buf.push(v);
+        if self.buf.len() >= self.cap {
+            self.buf.select_nth_unstable(self.want - 1);
+            self.buf.truncate(self.want);
+            self.threshold = Some(self.buf[self.want - 1]);
+        }
+    }
+
+    /// The best `want` (fewer when fewer were offered), sorted.
+    fn into_sorted(mut self) -> Vec<T> {
+        if self.buf.len() > self.want {
+            self.buf.select_nth_unstable(self.want - 1);
+            self.buf.truncate(self.want);
+        }
+        self.buf.sort_unstable();
+        self.buf
+    }
+}
+
 impl Store {
     #[inline(always)]
     fn matches(
@@ -118,8 +198,8 @@ impl Store {
                 return false;
             }
         }
-        if let Some(p) = q.port {
-            if c.port_a[i] != p && c.port_b[i] != p {
+        for (lo, hi) in [q.port, q.port_range].into_iter().flatten() {
+            if !(lo..=hi).contains(&c.port_a[i]) && !(lo..=hi).contains(&c.port_b[i]) {
                 return false;
             }
         }
@@ -183,26 +263,53 @@ impl Store {
         }
     }
 
+    /// The sort position of slot `i`: its key (reversed for `desc`) then the slot id.
     #[inline(always)]
-    fn rank(&self, i: usize, q: &FlowQuery) -> u128 {
+    fn rank(&self, i: usize, q: &FlowQuery, now: u64) -> (u128, u32) {
         let c = &self.cols;
-        let v = match q.sort_by {
-            SortBy::Bytes => c.bytes[i],
-            SortBy::Packets => c.packets[i],
-            SortBy::Duration => c.last[i].saturating_sub(c.first[i]),
-            SortBy::FirstSeen => c.first[i],
-            SortBy::LastSeen => c.last[i],
+        let init_b = c.flags[i] & F_INIT_B != 0;
+        // Side of the initiator (src) and of the responder (dst).
+        let (src_b, dst_b) = (init_b, !init_b);
+        let port = |side_b: bool| u128::from(if side_b { c.port_b[i] } else { c.port_a[i] });
+        let addr = |side_b: bool| {
+            if c.flags[i] & F_V6 == 0 {
+                u128::from(Ipv4Addr::from(if side_b { c.b4[i] } else { c.a4[i] }).to_ipv6_mapped())
+            } else {
+                let k = &c.key[i];
+                match if side_b { k.addr_b } else { k.addr_a } {
+                    IpAddr::V6(a) => u128::from(a),
+                    IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+                }
+            }
+        };
+        let v: u128 = match q.sort_by {
+            SortBy::Bytes => c.bytes[i].into(),
+            SortBy::Packets => c.packets[i].into(),
+            SortBy::Duration => c.last[i].saturating_sub(c.first[i]).into(),
+            SortBy::FirstSeen => c.first[i].into(),
+            SortBy::LastSeen => c.last[i].into(),
+            SortBy::SrcIp => addr(src_b),
+            SortBy::DstIp => addr(dst_b),
+            SortBy::SrcPort => port(src_b),
+            SortBy::DstPort => port(dst_b),
+            SortBy::Protocol => c.proto[i].into(),
+            SortBy::Status => match c.status(i, now, self.cfg.idle_ns) {
+                FlowStatus::Active => 0,
+                FlowStatus::Idle => 1,
+                FlowStatus::Closed => 2,
+            },
         };
         let v = match q.order {
             SortOrder::Asc => v,
-            SortOrder::Desc => u64::MAX - v,
+            SortOrder::Desc => u128::MAX - v,
         };
-        (u128::from(v) << 32) | (i as u128)
+        (v, i as u32)
     }
 
-    /// The page of a query without filters: one tight loop over the flag column and the
-    /// sort column(s) only.
-    fn top_unfiltered(&self, q: &FlowQuery, want: usize) -> Vec<u128> {
+    /// The page of a query without filters and with a numeric sort key (`None` for the
+    /// other keys): one tight loop over the flag column and the sort column(s) only, ranks
+    /// packed as `key << 32 | slot`.
+    fn top_unfiltered(&self, q: &FlowQuery, want: usize) -> Option<Vec<u32>> {
         fn topk(
             flags: &[u8],
             a: &[u64],
@@ -210,10 +317,8 @@ impl Store {
             desc: bool,
             want: usize,
             rev: bool,
-        ) -> Vec<u128> {
-            let cap = want.saturating_mul(2).max(4096);
-            let mut buf: Vec<u128> = Vec::with_capacity(cap);
-            let mut threshold = u128::MAX;
+        ) -> Vec<u32> {
+            let mut best = Best::new(want, want.saturating_mul(2).max(4096));
             let mut visit = |i: usize| {
                 if flags[i] & F_LIVE == 0 {
                     return;
@@ -223,40 +328,36 @@ impl Store {
                     Some(b) => a[i].saturating_sub(b[i]),
                 };
                 let v = if desc { u64::MAX - v } else { v };
-                let r = (u128::from(v) << 32) | (i as u128);
-                if r < threshold {
-                    buf.push(r);
-                    if buf.len() >= cap {
-                        buf.select_nth_unstable(want - 1);
-                        buf.truncate(want);
-                        threshold = buf[want - 1];
-                    }
-                }
+                best.offer((u128::from(v) << 32) | (i as u128));
             };
             if rev {
                 (0..flags.len()).rev().for_each(&mut visit);
             } else {
                 (0..flags.len()).for_each(&mut visit);
             }
-            if buf.len() > want {
-                buf.select_nth_unstable(want - 1);
-                buf.truncate(want);
-            }
-            buf.sort_unstable();
-            buf
+            best.into_sorted()
+                .into_iter()
+                .map(|r| (r & 0xffff_ffff) as u32)
+                .collect()
         }
         let c = &self.cols;
         let n = c.len();
         let flags = &c.flags[..n];
         let desc = q.order == SortOrder::Desc;
         let rev = desc && matches!(q.sort_by, SortBy::LastSeen | SortBy::FirstSeen);
-        match q.sort_by {
+        Some(match q.sort_by {
             SortBy::Bytes => topk(flags, &c.bytes[..n], None, desc, want, rev),
             SortBy::Packets => topk(flags, &c.packets[..n], None, desc, want, rev),
             SortBy::FirstSeen => topk(flags, &c.first[..n], None, desc, want, rev),
             SortBy::LastSeen => topk(flags, &c.last[..n], None, desc, want, rev),
             SortBy::Duration => topk(flags, &c.last[..n], Some(&c.first[..n]), desc, want, rev),
-        }
+            SortBy::SrcIp
+            | SortBy::DstIp
+            | SortBy::SrcPort
+            | SortBy::DstPort
+            | SortBy::Protocol
+            | SortBy::Status => return None,
+        })
     }
 
     /// Slots that may match, from one tight loop over the column of the most selective
@@ -298,9 +399,11 @@ impl Store {
             collect(flags, |i| {
                 flags[i] & F_V6 == 0 && ((a4[i] & mask) == net || (b4[i] & mask) == net)
             })
-        } else if let Some(p) = q.port {
+        } else if let Some((lo, hi)) = q.port.or(q.port_range) {
             let (pa, pb) = (&c.port_a[..n], &c.port_b[..n]);
-            collect(flags, |i| pa[i] == p || pb[i] == p)
+            collect(flags, |i| {
+                (lo..=hi).contains(&pa[i]) || (lo..=hi).contains(&pb[i])
+            })
         } else if let Some(p) = q.proto {
             let pr = &c.proto[..n];
             collect(flags, |i| pr[i] == p)
@@ -318,42 +421,39 @@ impl Store {
     /// Runs a query at `now` (the status filter and the returned statuses use it).
     #[must_use]
     pub fn query(&self, q: &FlowQuery, now: u64) -> FlowPage {
-        let (ranks, total) = self.ranked(q, now);
+        let (slots, total) = self.ranked(q, now);
         let mut flows = Vec::new();
-        self.for_each_ranked(&ranks, q.offset, now, |f| flows.push(*f));
+        self.for_each_ranked(&slots, q.offset, now, |f| flows.push(*f));
         FlowPage { flows, total }
     }
 
-    /// The ranks (sort key, slot) of the best `offset + limit` matches, sorted, and the
-    /// number of matches.
-    fn ranked(&self, q: &FlowQuery, now: u64) -> (Vec<u128>, usize) {
+    /// The slots of the best `offset + limit` matches, in order, and the number of matches.
+    fn ranked(&self, q: &FlowQuery, now: u64) -> (Vec<u32>, usize) {
         let unfiltered = q.src.is_none()
             && q.dst.is_none()
             && q.host.is_none()
             && q.proto.is_none()
             && q.port.is_none()
+            && q.port_range.is_none()
             && q.time_start.is_none()
             && q.time_end.is_none()
             && q.status.is_none();
         let want = q.offset.saturating_add(q.limit);
         if unfiltered && want > 0 && want <= HEAP_MAX {
-            return (self.top_unfiltered(q, want), self.live);
+            if let Some(slots) = self.top_unfiltered(q, want) {
+                return (slots, self.live);
+            }
         }
         let src = q.src.map(AddrMatch::new);
         let dst = q.dst.map(AddrMatch::new);
         let n = self.cols.len();
         let mut total = 0usize;
-        // Keep the `want` smallest ranks: candidates below the current threshold go into a
-        // buffer; when it fills, select_nth keeps the best `want` and tightens the
-        // threshold. Linear in the matches whatever their order (a heap is not: flows
-        // arrive in time order, so a `last_seen desc` scan would push every row).
-        let mut ranks: Vec<u128> = Vec::new();
+        let mut slots = Vec::new();
         if want > 0 {
             let cap = want
                 .saturating_mul(2)
                 .clamp(4096, HEAP_MAX.max(want.saturating_mul(2)));
-            let mut threshold = u128::MAX;
-            let mut buf: Vec<u128> = Vec::with_capacity(cap.min(n + 1));
+            let mut best = Best::new(want, cap.min(n + 1));
             // Slots are mostly in arrival (time) order: scanning newest first for a
             // descending time sort fills the buffer with the winners early, so the
             // threshold rejects almost everything after that. The result does not depend
@@ -365,15 +465,7 @@ impl Store {
                     return;
                 }
                 total += 1;
-                let r = self.rank(i, q);
-                if r < threshold {
-                    buf.push(r);
-                    if buf.len() >= cap {
-                        buf.select_nth_unstable(want - 1);
-                        buf.truncate(want);
-                        threshold = buf[want - 1];
-                    }
-                }
+                best.offer(self.rank(i, q, now));
             };
             match self.prefilter(q, &src, &dst) {
                 Some(ids) if newest_first => ids.iter().rev().for_each(|&i| visit(i as usize)),
@@ -381,12 +473,7 @@ impl Store {
                 None if newest_first => (0..n).rev().for_each(&mut visit),
                 None => (0..n).for_each(&mut visit),
             }
-            if buf.len() > want {
-                buf.select_nth_unstable(want - 1);
-                buf.truncate(want);
-            }
-            buf.sort_unstable();
-            ranks = buf;
+            slots = best.into_sorted().into_iter().map(|(_, i)| i).collect();
         } else {
             for i in 0..n {
                 if self.matches(i, q, &src, &dst, now) {
@@ -394,28 +481,26 @@ impl Store {
                 }
             }
         }
-        (ranks, total)
+        (slots, total)
     }
 
     /// Runs a query and hands each flow of the page to `f` in order, without collecting
     /// them (the CSV export of every flow); returns the number of matches.
     pub fn query_each(&self, q: &FlowQuery, now: u64, f: impl FnMut(&FlowView)) -> usize {
-        let (ranks, total) = self.ranked(q, now);
-        self.for_each_ranked(&ranks, q.offset, now, f);
+        let (slots, total) = self.ranked(q, now);
+        self.for_each_ranked(&slots, q.offset, now, f);
         total
     }
 
     fn for_each_ranked(
         &self,
-        ranks: &[u128],
+        slots: &[u32],
         offset: usize,
         now: u64,
         mut f: impl FnMut(&FlowView),
     ) {
-        for &r in ranks.iter().skip(offset) {
-            f(&self
-                .cols
-                .view((r & 0xffff_ffff) as usize, now, self.cfg.idle_ns));
+        for &i in slots.iter().skip(offset) {
+            f(&self.cols.view(i as usize, now, self.cfg.idle_ns));
         }
     }
 

@@ -79,12 +79,7 @@ pub fn filter_query(f: &RawFilter) -> Result<FlowQuery, String> {
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
         .collect();
     let p = Params::parse(&raw.join("&"), &super::protocol::FILTER_KEYS).map_err(|e| e.message)?;
-    let port = match p.get("port") {
-        Some(_) => {
-            Some(u16::try_from(p.int("port", 0, 65535, 0).map_err(|e| e.message)?).unwrap_or(0))
-        }
-        None => None,
-    };
+    let (port, port_range) = p.ports().map_err(|e| e.message)?;
     let status = match p
         .choice("status", &["active", "idle", "closed", ""], "")
         .map_err(|e| e.message)?
@@ -100,6 +95,7 @@ pub fn filter_query(f: &RawFilter) -> Result<FlowQuery, String> {
         host: p.net("host").map_err(|e| e.message)?,
         proto: p.protocol("protocol").map_err(|e| e.message)?,
         port,
+        port_range,
         time_start: p.time("time_start").map_err(|e| e.message)?,
         time_end: p.time("time_end").map_err(|e| e.message)?,
         status,
@@ -407,7 +403,7 @@ mod tests {
         f.insert("port".into(), "443".into());
         let q = filter_query(&f).expect("valid");
         assert_eq!(q.proto, Some(6));
-        assert_eq!(q.port, Some(443));
+        assert_eq!(q.port, Some((443, 443)));
         assert!(q.src.is_some());
         f.insert("port".into(), "70000".into());
         assert!(filter_query(&f).expect_err("invalid").contains("port"));

@@ -18,12 +18,14 @@ pub const SUBPROTOCOL: &str = "netwatch.v1";
 pub const MAX_CLIENT_MESSAGE: usize = 4096;
 
 /// Keys a flow filter may hold: the query parameters of `GET /api/v1/flows` that select flows.
-pub const FILTER_KEYS: [&str; 8] = [
+pub const FILTER_KEYS: [&str; 10] = [
     "src_ip",
     "dst_ip",
     "host",
     "protocol",
     "port",
+    "port_min",
+    "port_max",
     "status",
     "time_start",
     "time_end",
