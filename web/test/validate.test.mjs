@@ -1,6 +1,6 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
-import { isIPOrCidr, isIPv4, isIPv6, isPort } from '../assets/js/utils/ipValidator.js';
+import { isIPOrCidr, isIPv4, isIPv6, isPort, parsePortRange } from '../assets/js/utils/ipValidator.js';
 import { formatSearch, parseSearch } from '../assets/js/utils/searchSyntax.js';
 
 test('IPv4 and IPv6 addresses and prefixes', () => {
@@ -25,6 +25,23 @@ test('ports', () => {
   assert.ok(!isPort('2000-1000'));
   assert.ok(!isPort('-1'));
   assert.ok(!isPort('http'));
+  assert.deepEqual(parsePortRange('1000-2000'), { low: 1000, high: 2000 });
+  assert.deepEqual(parsePortRange('0-65535'), { low: 0, high: 65535 });
+  assert.deepEqual(parsePortRange('53-53'), { low: 53, high: 53 });
+  assert.equal(parsePortRange('2000-1000'), null);
+  assert.equal(parsePortRange('1000-70000'), null);
+  assert.equal(parsePortRange('1000'), null);
+  assert.equal(parsePortRange('a-b'), null);
+});
+
+test('port ranges become port_min/port_max, keyed or bare, and round-trip', () => {
+  assert.deepEqual(parseSearch('port:1024-65535 tcp').params, { port_min: '1024', port_max: '65535', protocol: 'tcp' });
+  assert.deepEqual(parseSearch('10.0.0.1 1-1023').params, { host: '10.0.0.1', port_min: '1', port_max: '1023' });
+  assert.match(parseSearch('port:2000-1000').errors[0], /port: "2000-1000" is not a port number 0-65535 or a range/);
+  const p = { host: '10.0.0.1', port_min: '1024', port_max: '2048' };
+  assert.equal(formatSearch(p), 'host:10.0.0.1 port:1024-2048');
+  assert.deepEqual(parseSearch(formatSearch(p)).params, p);
+  assert.equal(formatSearch({ port_min: '8000' }), 'port:8000-65535');
 });
 
 test("the seed's search example becomes the seed's query parameters", () => {

@@ -55,3 +55,11 @@ export function isIPOrCidr(s) {
 export function isPort(s) {
   return /^\d{1,5}$/.test(String(s)) && Number(s) <= 65535;
 }
+
+/** A port range `LOW-HIGH` (both 0-65535, LOW <= HIGH), or null. */
+export function parsePortRange(s) {
+  const m = /^(\d{1,5})-(\d{1,5})$/.exec(String(s));
+  if (!m || !isPort(m[1]) || !isPort(m[2])) return null;
+  const [low, high] = [Number(m[1]), Number(m[2])];
+  return low <= high ? { low, high } : null;
+}

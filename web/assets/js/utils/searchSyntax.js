@@ -2,7 +2,7 @@
 // translated into the REST query parameters of GET /api/v1/flows. Values are validated here so
 // the user gets an immediate message; the server validates again (400 with the seed's body).
 
-import { isIPOrCidr, isPort } from './ipValidator.js';
+import { isIPOrCidr, isPort, parsePortRange } from './ipValidator.js';
 
 const PROTOCOL_NAMES = ['tcp', 'udp', 'icmp', 'icmpv6', 'gre', 'esp', 'ah', 'sctp', 'igmp', 'ospf'];
 const STATUSES = ['active', 'idle', 'closed'];
@@ -17,7 +17,7 @@ export const SEARCH_KEYS = {
   dst_ip: ['dst_ip', isIPOrCidr, 'an IP address or CIDR'],
   host: ['host', isIPOrCidr, 'an IP address or CIDR'],
   ip: ['host', isIPOrCidr, 'an IP address or CIDR'],
-  port: ['port', isPort, 'a port number 0-65535'],
+  port: ['port', (v) => isPort(v) || parsePortRange(v) !== null, 'a port number 0-65535 or a range such as 1024-65535'],
   protocol: ['protocol', validProtocol, 'a protocol name (tcp, udp, icmp...) or number 0-255'],
   proto: ['protocol', validProtocol, 'a protocol name (tcp, udp, icmp...) or number 0-255'],
   status: ['status', (v) => STATUSES.includes(v.toLowerCase()), 'active, idle or closed'],
@@ -45,6 +45,8 @@ export function parseSearch(text) {
       const [param, valid, what] = SEARCH_KEYS[key];
       if (!value || !valid(value)) {
         errors.push(`${key}: "${value}" is not ${what}`);
+      } else if (param === 'port' && !isPort(value)) {
+        setRange(params, parsePortRange(value));
       } else {
         params[param] = param === 'protocol' || param === 'status' ? value.toLowerCase() : value;
       }
@@ -52,6 +54,7 @@ export function parseSearch(text) {
     }
     if (isIPOrCidr(token)) params.host = token;
     else if (isPort(token)) params.port = token;
+    else if (parsePortRange(token)) setRange(params, parsePortRange(token));
     else if (validProtocol(token) && !/^\d+$/.test(token)) params.protocol = token.toLowerCase();
     else if (STATUSES.includes(token.toLowerCase())) params.status = token.toLowerCase();
     else errors.push(`Cannot understand "${token}": try src_ip:10.0.0.0/8 port:443 protocol:tcp`);
@@ -59,10 +62,18 @@ export function parseSearch(text) {
   return { params, errors };
 }
 
+/** A port range becomes the API's port_min/port_max (a port of either side inside it). */
+function setRange(params, { low, high }) {
+  params.port_min = String(low);
+  params.port_max = String(high);
+}
+
 /** Inverse of parseSearch for the parameters it produces (used to show a filter as text). */
 export function formatSearch(params) {
-  return Object.entries(params)
+  const { port_min: low, port_max: high, ...rest } = params;
+  const parts = Object.entries(rest)
     .filter(([, v]) => v !== undefined && v !== null && v !== '')
-    .map(([k, v]) => `${k}:${v}`)
-    .join(' ');
+    .map(([k, v]) => `${k}:${v}`);
+  if ((low ?? '') !== '' || (high ?? '') !== '') parts.push(`port:${low ?? 0}-${high ?? 65535}`);
+  return parts.join(' ');
 }

@@ -5,19 +5,19 @@ import { formatBytes, formatCount, formatDuration, formatInteger } from '../../s
 import { formatClock, formatDateTime } from '../../utils/timeFormatter.js';
 import { h } from '../../utils/dom.js';
 
-/** Columns: key, header, sort key on the server (null = not sortable), cell renderer. */
+/** Columns: key, header, sort key on the server (every column sorts there, D-11), cell renderer. */
 export const COLUMNS = [
-  { key: 'srcIP', title: 'Source', sort: null, cell: (f) => f.srcIP },
-  { key: 'srcPort', title: 'Src port', sort: null, num: true, cell: (f) => portText(f, f.srcPort) },
-  { key: 'dstIP', title: 'Destination', sort: null, cell: (f) => f.dstIP },
-  { key: 'dstPort', title: 'Dst port', sort: null, num: true, cell: (f) => portText(f, f.dstPort) },
-  { key: 'protocolName', title: 'Proto', sort: null, cell: (f) => String(f.protocolName || f.protocol).toUpperCase() },
+  { key: 'srcIP', title: 'Source', sort: 'src_ip', cell: (f) => f.srcIP },
+  { key: 'srcPort', title: 'Src port', sort: 'src_port', num: true, cell: (f) => portText(f, f.srcPort) },
+  { key: 'dstIP', title: 'Destination', sort: 'dst_ip', cell: (f) => f.dstIP },
+  { key: 'dstPort', title: 'Dst port', sort: 'dst_port', num: true, cell: (f) => portText(f, f.dstPort) },
+  { key: 'protocolName', title: 'Proto', sort: 'protocol', cell: (f) => String(f.protocolName || f.protocol).toUpperCase() },
   { key: 'bytes', title: 'Bytes', sort: 'bytes', num: true, cell: (f) => formatBytes(f.bytes), exact: (f) => `${formatInteger(f.bytes)} bytes` },
   { key: 'packets', title: 'Packets', sort: 'packets', num: true, cell: (f) => formatCount(f.packets), exact: (f) => `${formatInteger(f.packets)} packets` },
   { key: 'firstSeen', title: 'First seen', sort: 'first_seen', cell: (f) => formatClock(f.firstSeen), exact: (f) => formatDateTime(f.firstSeen) },
   { key: 'lastSeen', title: 'Last seen', sort: 'last_seen', cell: (f) => formatClock(f.lastSeen), exact: (f) => formatDateTime(f.lastSeen) },
   { key: 'duration', title: 'Duration', sort: 'duration', num: true, cell: (f) => formatDuration(f.duration) },
-  { key: 'status', title: 'Status', sort: null, cell: (f) => f.status },
+  { key: 'status', title: 'Status', sort: 'status', cell: (f) => f.status },
 ];
 
 function portText(f, port) {
