@@ -4,7 +4,7 @@ use netwatch_protocol::{
     CaptureStats, DirCounters, FlowBatch, FlowKey, FlowRecord, Hello, SourceKind, MAGIC,
     PROTOCOL_VERSION,
 };
-use netwatch_server::store::{FlowQuery, SortBy, Store, StoreConfig};
+use netwatch_server::store::{FlowQuery, SortBy, SortOrder, Store, StoreConfig};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Instant;
 
@@ -120,6 +120,28 @@ fn main() {
                 offset: 500,
                 port: Some((443, 443)),
                 sort_by: SortBy::Packets,
+                ..FlowQuery::default()
+            },
+            now,
+        );
+    });
+    time("flows src_ip asc (every flow), 100", &mut || {
+        let _ = s.query(
+            &FlowQuery {
+                limit: 100,
+                sort_by: SortBy::SrcIp,
+                order: SortOrder::Asc,
+                ..FlowQuery::default()
+            },
+            now,
+        );
+    });
+    time("flows port 1024-65535 by status", &mut || {
+        let _ = s.query(
+            &FlowQuery {
+                limit: 100,
+                port_range: Some((1024, 65535)),
+                sort_by: SortBy::Status,
                 ..FlowQuery::default()
             },
             now,

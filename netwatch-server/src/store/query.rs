@@ -138,32 +138,33 @@ struct Best<T> {
     buf: Vec<T>,
     want: usize,
     cap: usize,
-    threshold: Option<T>,
+    /// Offers at or above this are rejected (starts at the largest value of `T`).
+    threshold: T,
 }
 
 impl<T: Ord + Copy> Best<T> {
-    /// `want` >= 1; `cap` is raised to at least `want + 1`.
-    fn new(want: usize, cap: usize) -> Self {
+    /// `want` >= 1; `cap` is raised to at least `want + 1`; `max` is the largest `T`.
+    fn new(want: usize, cap: usize, max: T) -> Self {
         let cap = cap.max(want.saturating_add(1));
         Best {
             // Grows past this only for exports (`want` beyond the buffer cap).
             buf: Vec::with_capacity(cap.min(2 * HEAP_MAX)),
             want,
             cap,
-            threshold: None,
+            threshold: max,
         }
     }
 
     #[inline(always)]
     fn offer(&mut self, v: T) {
-        if self.threshold.is_some_and(|t| v >= t) {
+        if v >= self.threshold {
             return;
         }
         self.buf.push(v);
         if self.buf.len() >= self.cap {
             self.buf.select_nth_unstable(self.want - 1);
             self.buf.truncate(self.want);
-            self.threshold = Some(self.buf[self.want - 1]);
+            self.threshold = self.buf[self.want - 1];
         }
     }
 
@@ -198,8 +199,18 @@ impl Store {
                 return false;
             }
         }
-        for (lo, hi) in [q.port, q.port_range].into_iter().flatten() {
-            if !(lo..=hi).contains(&c.port_a[i]) && !(lo..=hi).contains(&c.port_b[i]) {
+        // `p - lo <= hi - lo` (wrapping): one comparison per side for `lo <= p <= hi`; a
+        // range with `lo > hi` is empty.
+        // (Two `if let`s: a loop over the two options here made a 1 M-flow scan 2x slower.)
+        if let Some((lo, hi)) = q.port {
+            let w = hi.wrapping_sub(lo);
+            if hi < lo || (c.port_a[i].wrapping_sub(lo) > w && c.port_b[i].wrapping_sub(lo) > w) {
+                return false;
+            }
+        }
+        if let Some((lo, hi)) = q.port_range {
+            let w = hi.wrapping_sub(lo);
+            if hi < lo || (c.port_a[i].wrapping_sub(lo) > w && c.port_b[i].wrapping_sub(lo) > w) {
                 return false;
             }
         }
@@ -263,41 +274,54 @@ impl Store {
         }
     }
 
-    /// The sort position of slot `i`: its key (reversed for `desc`) then the slot id.
+    /// The sort value of slot `i` for every key but the addresses (which need 128 bits),
+    /// reversed for `desc`, packed with the slot id as `value << 32 | slot`.
     #[inline(always)]
-    fn rank(&self, i: usize, q: &FlowQuery, now: u64) -> (u128, u32) {
+    fn rank_packed(&self, i: usize, q: &FlowQuery, now: u64) -> u128 {
         let c = &self.cols;
-        let init_b = c.flags[i] & F_INIT_B != 0;
-        // Side of the initiator (src) and of the responder (dst).
-        let (src_b, dst_b) = (init_b, !init_b);
-        let port = |side_b: bool| u128::from(if side_b { c.port_b[i] } else { c.port_a[i] });
-        let addr = |side_b: bool| {
-            if c.flags[i] & F_V6 == 0 {
-                u128::from(Ipv4Addr::from(if side_b { c.b4[i] } else { c.a4[i] }).to_ipv6_mapped())
-            } else {
-                let k = &c.key[i];
-                match if side_b { k.addr_b } else { k.addr_a } {
-                    IpAddr::V6(a) => u128::from(a),
-                    IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
-                }
-            }
-        };
-        let v: u128 = match q.sort_by {
-            SortBy::Bytes => c.bytes[i].into(),
-            SortBy::Packets => c.packets[i].into(),
-            SortBy::Duration => c.last[i].saturating_sub(c.first[i]).into(),
-            SortBy::FirstSeen => c.first[i].into(),
-            SortBy::LastSeen => c.last[i].into(),
-            SortBy::SrcIp => addr(src_b),
-            SortBy::DstIp => addr(dst_b),
-            SortBy::SrcPort => port(src_b),
-            SortBy::DstPort => port(dst_b),
-            SortBy::Protocol => c.proto[i].into(),
+        let src_b = c.flags[i] & F_INIT_B != 0;
+        let v: u64 = match q.sort_by {
+            SortBy::Bytes => c.bytes[i],
+            SortBy::Packets => c.packets[i],
+            SortBy::Duration => c.last[i].saturating_sub(c.first[i]),
+            SortBy::FirstSeen => c.first[i],
+            SortBy::LastSeen => c.last[i],
+            SortBy::SrcPort => u64::from(if src_b { c.port_b[i] } else { c.port_a[i] }),
+            SortBy::DstPort => u64::from(if src_b { c.port_a[i] } else { c.port_b[i] }),
+            SortBy::Protocol => u64::from(c.proto[i]),
             SortBy::Status => match c.status(i, now, self.cfg.idle_ns) {
                 FlowStatus::Active => 0,
                 FlowStatus::Idle => 1,
                 FlowStatus::Closed => 2,
             },
+            SortBy::SrcIp | SortBy::DstIp => 0,
+        };
+        let v = match q.order {
+            SortOrder::Asc => v,
+            SortOrder::Desc => u64::MAX - v,
+        };
+        (u128::from(v) << 32) | (i as u128)
+    }
+
+    /// The sort position of slot `i` for `src_ip`/`dst_ip`: the address as a 128-bit
+    /// number (IPv4 as its IPv4-mapped IPv6 address), reversed for `desc`, then the slot.
+    #[inline(always)]
+    fn rank_addr(&self, i: usize, q: &FlowQuery) -> (u128, u32) {
+        let c = &self.cols;
+        let init_b = c.flags[i] & F_INIT_B != 0;
+        let side_b = if q.sort_by == SortBy::SrcIp {
+            init_b
+        } else {
+            !init_b
+        };
+        let v = if c.flags[i] & F_V6 == 0 {
+            u128::from(Ipv4Addr::from(if side_b { c.b4[i] } else { c.a4[i] }).to_ipv6_mapped())
+        } else {
+            let k = &c.key[i];
+            match if side_b { k.addr_b } else { k.addr_a } {
+                IpAddr::V6(a) => u128::from(a),
+                IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+            }
         };
         let v = match q.order {
             SortOrder::Asc => v,
@@ -318,7 +342,7 @@ impl Store {
             want: usize,
             rev: bool,
         ) -> Vec<u32> {
-            let mut best = Best::new(want, want.saturating_mul(2).max(4096));
+            let mut best = Best::new(want, want.saturating_mul(2).max(4096), u128::MAX);
             let mut visit = |i: usize| {
                 if flags[i] & F_LIVE == 0 {
                     return;
@@ -446,42 +470,64 @@ impl Store {
         }
         let src = q.src.map(AddrMatch::new);
         let dst = q.dst.map(AddrMatch::new);
-        let n = self.cols.len();
-        let mut total = 0usize;
-        let mut slots = Vec::new();
-        if want > 0 {
-            let cap = want
-                .saturating_mul(2)
-                .clamp(4096, HEAP_MAX.max(want.saturating_mul(2)));
-            let mut best = Best::new(want, cap.min(n + 1));
-            // Slots are mostly in arrival (time) order: scanning newest first for a
-            // descending time sort fills the buffer with the winners early, so the
-            // threshold rejects almost everything after that. The result does not depend
-            // on the direction (ties break by slot id).
-            let newest_first = q.order == SortOrder::Desc
-                && matches!(q.sort_by, SortBy::LastSeen | SortBy::FirstSeen);
-            let mut visit = |i: usize| {
-                if !self.matches(i, q, &src, &dst, now) {
-                    return;
-                }
-                total += 1;
-                best.offer(self.rank(i, q, now));
-            };
-            match self.prefilter(q, &src, &dst) {
-                Some(ids) if newest_first => ids.iter().rev().for_each(|&i| visit(i as usize)),
-                Some(ids) => ids.iter().for_each(|&i| visit(i as usize)),
-                None if newest_first => (0..n).rev().for_each(&mut visit),
-                None => (0..n).for_each(&mut visit),
-            }
-            slots = best.into_sorted().into_iter().map(|(_, i)| i).collect();
-        } else {
-            for i in 0..n {
-                if self.matches(i, q, &src, &dst, now) {
-                    total += 1;
-                }
-            }
+        if want == 0 {
+            let total = (0..self.cols.len())
+                .filter(|&i| self.matches(i, q, &src, &dst, now))
+                .count();
+            return (Vec::new(), total);
         }
-        (slots, total)
+        if matches!(q.sort_by, SortBy::SrcIp | SortBy::DstIp) {
+            let (best, total) =
+                self.best_matches(q, &src, &dst, now, want, (u128::MAX, u32::MAX), |i| {
+                    self.rank_addr(i, q)
+                });
+            (best.into_iter().map(|(_, i)| i).collect(), total)
+        } else {
+            let (best, total) = self.best_matches(q, &src, &dst, now, want, u128::MAX, |i| {
+                self.rank_packed(i, q, now)
+            });
+            let slots = best.into_iter().map(|r| (r & 0xffff_ffff) as u32).collect();
+            (slots, total)
+        }
+    }
+
+    /// The `want` smallest ranks of the matches, sorted, and the number of matches.
+    fn best_matches<T: Ord + Copy>(
+        &self,
+        q: &FlowQuery,
+        src: &Option<AddrMatch>,
+        dst: &Option<AddrMatch>,
+        now: u64,
+        want: usize,
+        max: T,
+        rank: impl Fn(usize) -> T,
+    ) -> (Vec<T>, usize) {
+        let n = self.cols.len();
+        let cap = want
+            .saturating_mul(2)
+            .clamp(4096, HEAP_MAX.max(want.saturating_mul(2)));
+        let mut best = Best::new(want, cap.min(n + 1), max);
+        let mut total = 0usize;
+        // Slots are mostly in arrival (time) order: scanning newest first for a descending
+        // time sort fills the buffer with the winners early, so the threshold rejects almost
+        // everything after that. The result does not depend on the direction (ties break by
+        // slot id).
+        let newest_first =
+            q.order == SortOrder::Desc && matches!(q.sort_by, SortBy::LastSeen | SortBy::FirstSeen);
+        let mut visit = |i: usize| {
+            if !self.matches(i, q, src, dst, now) {
+                return;
+            }
+            total += 1;
+            best.offer(rank(i));
+        };
+        match self.prefilter(q, src, dst) {
+            Some(ids) if newest_first => ids.iter().rev().for_each(|&i| visit(i as usize)),
+            Some(ids) => ids.iter().for_each(|&i| visit(i as usize)),
+            None if newest_first => (0..n).rev().for_each(&mut visit),
+            None => (0..n).for_each(&mut visit),
+        }
+        (best.into_sorted(), total)
     }
 
     /// Runs a query and hands each flow of the page to `f` in order, without collecting

@@ -696,7 +696,9 @@ fn every_sort_key_and_port_ranges_agree_with_brute_force() {
             }
         };
         type PortCase = (Option<(u16, u16)>, Box<dyn Fn(&FlowView) -> bool>);
-        let filters: [PortCase; 3] = [
+        let filters: [PortCase; 4] = [
+            // low end above the high end: an empty range
+            (Some((2000, 1000)), Box::new(|_| false)),
             (None, Box::new(|_| true)),
             (
                 Some((50, 1010)),
