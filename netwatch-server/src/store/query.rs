@@ -468,24 +468,22 @@ impl Store {
                 return (slots, self.live);
             }
         }
-        let src = q.src.map(AddrMatch::new);
-        let dst = q.dst.map(AddrMatch::new);
         if want == 0 {
+            let src = q.src.map(AddrMatch::new);
+            let dst = q.dst.map(AddrMatch::new);
             let total = (0..self.cols.len())
                 .filter(|&i| self.matches(i, q, &src, &dst, now))
                 .count();
             return (Vec::new(), total);
         }
         if matches!(q.sort_by, SortBy::SrcIp | SortBy::DstIp) {
-            let (best, total) =
-                self.best_matches(q, &src, &dst, now, want, (u128::MAX, u32::MAX), |i| {
-                    self.rank_addr(i, q)
-                });
+            let (best, total) = self.best_matches(q, now, want, (u128::MAX, u32::MAX), |i| {
+                self.rank_addr(i, q)
+            });
             (best.into_iter().map(|(_, i)| i).collect(), total)
         } else {
-            let (best, total) = self.best_matches(q, &src, &dst, now, want, u128::MAX, |i| {
-                self.rank_packed(i, q, now)
-            });
+            let (best, total) =
+                self.best_matches(q, now, want, u128::MAX, |i| self.rank_packed(i, q, now));
             let slots = best.into_iter().map(|r| (r & 0xffff_ffff) as u32).collect();
             (slots, total)
         }
@@ -495,13 +493,13 @@ impl Store {
     fn best_matches<T: Ord + Copy>(
         &self,
         q: &FlowQuery,
-        src: &Option<AddrMatch>,
-        dst: &Option<AddrMatch>,
         now: u64,
         want: usize,
         max: T,
         rank: impl Fn(usize) -> T,
     ) -> (Vec<T>, usize) {
+        let src = &q.src.map(AddrMatch::new);
+        let dst = &q.dst.map(AddrMatch::new);
         let n = self.cols.len();
         let cap = want
             .saturating_mul(2)
