@@ -13,9 +13,10 @@
 //! * [`api`]: `/api/v1/...` routes, parameter validation, the seeds' error body.
 //! * [`http`]: the router (WebSocket, API, assets, JSON 404), request ids, access log;
 //!   the composition point for the security layer.
-//! * [`ws`]: the WebSocket feed (web engineer).
-//! * [`assets`]: the embedded dashboard (web engineer).
+//! * [`ws`]: the WebSocket feed.
+//! * [`assets`]: the embedded dashboard.
 //! * [`state`]: [`state::AppState`], shared by every task.
+//! * [`clock`]: the wall clock, read only at the edges (handlers, ticks) and passed down.
 //! * [`server`]: startup, the once-a-second tick, graceful shutdown.
 //! * [`shutdown`]: the SIGTERM/SIGINT future and the broadcast listener.
 //! * [`host`]: the server's CPU and memory from `/proc/self`.
@@ -28,6 +29,7 @@
 
 pub mod api;
 pub mod assets;
+pub mod clock;
 pub mod config;
 pub mod host;
 pub mod http;

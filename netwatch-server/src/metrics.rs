@@ -475,7 +475,7 @@ impl Metrics {
             push(&mut helpers, &[], store.connected_helpers() as f64);
             extra.push(helpers);
 
-            let now = store.now(crate::state::wall_ns());
+            let now = store.now(crate::clock::wall_ns());
             let mut flows = family(
                 "netwatch_flows",
                 "Flows in the store, by status.",

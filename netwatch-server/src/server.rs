@@ -2,9 +2,10 @@
 //! the once-a-second tick and the HTTP server until the shutdown future resolves, then
 //! broadcasts shutdown and waits for the tasks (mini-redis style).
 
+use crate::clock::wall_ns;
 use crate::config::Config;
 use crate::host::Sampler;
-use crate::state::{wall_ns, AppState};
+use crate::state::AppState;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;

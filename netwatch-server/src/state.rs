@@ -5,7 +5,6 @@ use crate::host::HostSample;
 use crate::ingest::IngestCounters;
 use crate::store::Store;
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{broadcast, watch};
 
 /// Cheap to clone: every field is shared.
@@ -29,14 +28,6 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// The wall clock in ns since the epoch.
-#[must_use]
-pub fn wall_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
 impl AppState {
     /// New state around an empty store.
     #[must_use]
@@ -51,7 +42,7 @@ impl AppState {
             host: Arc::new(Mutex::new(HostSample::default())),
             updates,
             shutdown,
-            started_wall_ns: wall_ns(),
+            started_wall_ns: crate::clock::wall_ns(),
             metrics: Arc::new(crate::metrics::Metrics::new()),
         }
     }

@@ -1,8 +1,8 @@
 //! Request ids and the seeds' error body:
 //! `{"error":{"code","message","details","timestamp","requestId"}}`.
 
+use crate::clock::wall_ns;
 use crate::model::iso;
-use crate::state::wall_ns;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;

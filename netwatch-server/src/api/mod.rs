@@ -8,8 +8,9 @@
 pub mod error;
 pub mod params;
 
+use crate::clock::wall_ns;
 use crate::model::{self, NetworkFlow};
-use crate::state::{wall_ns, AppState};
+use crate::state::AppState;
 use crate::store::{FlowQuery, FlowStatus, SortBy, SortOrder, NS, WINDOWS_MINUTES};
 use error::{json_response, ApiError, RequestId};
 use params::Params;

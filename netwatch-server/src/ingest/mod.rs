@@ -10,8 +10,9 @@
 //! version, undecodable) or protocol violation drops the connection and is counted; the
 //! store only changes when a whole batch decoded.
 
+use crate::clock::wall_ns;
 use crate::shutdown::Shutdown;
-use crate::state::{wall_ns, AppState};
+use crate::state::AppState;
 use crate::store::BatchOutcome;
 use netwatch_protocol::{codec, Ack, Bye, CodecError, Message, MAGIC, PROTOCOL_VERSION};
 use std::io;
