@@ -1,8 +1,16 @@
 //! Helpers shared by the end-to-end tests: locating the built binaries, the workspace root,
-//! the root check. The `tests/tests/*_support` modules re-export them.
+//! the root check, temporary directories, free ports and a minimal HTTP/1.1 client. The
+//! `tests/tests/*_support` modules re-export them.
 #![forbid(unsafe_code)]
 
+pub mod http;
+pub mod tempdir;
+
+pub use http::{request, try_request, Response};
+pub use tempdir::TempDir;
+
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 /// The directory holding the workspace's binaries for the profile this test was built with.
 #[must_use]
@@ -48,4 +56,23 @@ pub fn is_root() -> bool {
                 .map(|l| l.split_whitespace().nth(2) == Some("0"))
         })
         .unwrap_or(false)
+}
+
+/// True when `prog` is on PATH.
+#[must_use]
+pub fn have(prog: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {prog}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// A free TCP port on 127.0.0.1 (bound then released).
+#[must_use]
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }

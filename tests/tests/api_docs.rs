@@ -3,7 +3,7 @@
 
 mod api_support;
 
-use api_support::{fixture, http, workspace, Server};
+use api_support::{fixture, request, workspace, Server};
 
 struct Example {
     line: String,
@@ -68,7 +68,7 @@ fn every_curl_example_in_the_api_document_works() {
         } else {
             vec![("Content-Length", "0")]
         };
-        let r = http(server.addr, &e.method, &e.path, &headers);
+        let r = request(server.addr, &e.method, &e.path, &headers);
         assert_eq!(r.status, e.status, "{}: {}", e.line, r.text());
         match r.header("content-type") {
             Some("application/json") => {

@@ -3,7 +3,7 @@
 
 mod api_support;
 
-use api_support::{http, Server};
+use api_support::{request, Server};
 
 fn assert_error(server: &Server, path: &str, status: u16, param: Option<&str>) {
     let r = server.get(path);
@@ -120,7 +120,7 @@ fn unknown_routes_flows_and_methods() {
     assert_error(&s, "/api/v1/flows/6-0-10.0.0.1-1-10.0.0.2-2", 404, None);
     assert_error(&s, "/api/v1/flows/garbage", 404, None);
     for m in ["POST", "PUT", "DELETE", "PATCH"] {
-        let r = http(s.addr, m, "/api/v1/flows", &[("Content-Length", "0")]);
+        let r = request(s.addr, m, "/api/v1/flows", &[("Content-Length", "0")]);
         assert_eq!(r.status, 405, "{m}: {}", r.text());
         assert_eq!(r.json()["error"]["code"], "METHOD_NOT_ALLOWED");
         assert!(r.header("allow").is_some_and(|a| a.contains("GET")));
@@ -132,14 +132,14 @@ fn unknown_routes_flows_and_methods() {
         assert_eq!(r.json()["error"]["code"], "WEBSOCKET_UPGRADE_REQUIRED");
     }
     // A client's own request id is echoed; a silly one is replaced.
-    let r = http(
+    let r = request(
         s.addr,
         "GET",
         "/api/v1/metrics",
         &[("X-Request-Id", "abc-123")],
     );
     assert_eq!(r.header("x-request-id"), Some("abc-123"));
-    let r = http(
+    let r = request(
         s.addr,
         "GET",
         "/api/v1/nope",

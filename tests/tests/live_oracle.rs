@@ -33,13 +33,13 @@ fn compare_with_oracle(extra: &[&str]) {
     require(&[
         "ip", "tcpdump", "tshark", "python3", "ping", "setpriv", "curl",
     ]);
-    let dir = TempDir::new();
+    let dir = TempDir::world_writable("live");
     let pair = VethPair::new();
     let server = Server::start(&dir, None);
     let _traffic_server = start_traffic_server(&pair, &dir);
 
     // tcpdump first, then the helper: both are running before any test traffic starts.
-    let pcap = dir.path("side.pcap");
+    let pcap = dir.join("side.pcap");
     let child = Command::new("ip")
         .args([
             "netns",
@@ -78,7 +78,7 @@ fn compare_with_oracle(extra: &[&str]) {
     }
     let mut args = vec!["--filter", FILTER];
     args.extend_from_slice(extra);
-    let mut helper = start_helper(&pair, &server.socket, &dir.path("helper.log"), &args, &[]);
+    let mut helper = start_helper(&pair, &server.socket, &dir.join("helper.log"), &args, &[]);
     server.wait_helper(&pair.va, None);
     std::thread::sleep(Duration::from_millis(300));
 
@@ -103,7 +103,7 @@ fn compare_with_oracle(extra: &[&str]) {
         "tcpdump did not stop"
     );
     let st = helper.term();
-    let log = std::fs::read_to_string(dir.path("helper.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(dir.join("helper.log")).unwrap_or_default();
     assert!(st.success(), "helper exit {st:?}\n{log}");
     assert!(
         log.contains("seccomp allowlist applied"),

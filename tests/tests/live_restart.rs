@@ -55,7 +55,7 @@ fn setup() -> Option<(TempDir, VethPair, Server, Proc)> {
         return None;
     }
     require(&["ip", "setpriv", "curl", "python3"]);
-    let dir = TempDir::new();
+    let dir = TempDir::world_writable("live");
     let pair = VethPair::new();
     let server = Server::start(&dir, None);
     let traffic = start_traffic_server(&pair, &dir);
@@ -67,7 +67,7 @@ fn server_kill9_and_restart_loses_and_doubles_nothing_needs_root() {
     let Some((dir, pair, server, _traffic)) = setup() else {
         return;
     };
-    let mut helper = start_helper(&pair, &server.socket, &dir.path("helper.log"), &[], &[]);
+    let mut helper = start_helper(&pair, &server.socket, &dir.join("helper.log"), &[], &[]);
     server.wait_helper(&pair.va, None);
 
     send_udp(&pair, 41001, 100, 100, 0);
@@ -116,7 +116,7 @@ fn helper_sigterm_and_restart_flushes_everything_needs_root() {
     let Some((dir, pair, server, _traffic)) = setup() else {
         return;
     };
-    let mut h1 = start_helper(&pair, &server.socket, &dir.path("h1.log"), &[], &[]);
+    let mut h1 = start_helper(&pair, &server.socket, &dir.join("h1.log"), &[], &[]);
     let first = server.wait_helper(&pair.va, None);
     send_udp(&pair, 42001, 100, 100, 0);
     // SIGTERM right away: what the helper holds (not yet exported) is flushed before exit.
@@ -128,7 +128,7 @@ fn helper_sigterm_and_restart_flushes_everything_needs_root() {
         "flushed on SIGTERM"
     );
 
-    let mut h2 = start_helper(&pair, &server.socket, &dir.path("h2.log"), &[], &[]);
+    let mut h2 = start_helper(&pair, &server.socket, &dir.join("h2.log"), &[], &[]);
     server.wait_helper(&pair.va, Some(&first));
     send_udp(&pair, 42001, 30, 30, 0);
     send_udp(&pair, 42002, 70, 70, 0);
@@ -156,7 +156,7 @@ fn an_outage_past_the_backlog_bound_is_reported_in_health_needs_root() {
     let mut helper = start_helper(
         &pair,
         &server.socket,
-        &dir.path("helper.log"),
+        &dir.join("helper.log"),
         &["--instance-backlog", "3"],
         &[],
     );
@@ -189,7 +189,7 @@ fn helper_kill9_loses_at_most_one_interval_and_shows_a_new_instance_needs_root()
     let Some((dir, pair, server, _traffic)) = setup() else {
         return;
     };
-    let mut h1 = start_helper(&pair, &server.socket, &dir.path("h1.log"), &[], &[]);
+    let mut h1 = start_helper(&pair, &server.socket, &dir.join("h1.log"), &[], &[]);
     let first = server.wait_helper(&pair.va, None);
     send_udp(&pair, 44001, 100, 100, 0);
     // Exported at the next interval (200 ms): wait until the server has it, then kill -9.
@@ -198,7 +198,7 @@ fn helper_kill9_loses_at_most_one_interval_and_shows_a_new_instance_needs_root()
         (100, 100 * WIRE)
     );
     h1.kill9();
-    let mut h2 = start_helper(&pair, &server.socket, &dir.path("h2.log"), &[], &[]);
+    let mut h2 = start_helper(&pair, &server.socket, &dir.join("h2.log"), &[], &[]);
     let second = server.wait_helper(&pair.va, Some(&first));
     assert_ne!(first, second);
     send_udp(&pair, 44002, 40, 40, 0);

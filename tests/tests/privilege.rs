@@ -22,13 +22,13 @@ fn running_helper_holds_no_capability_and_is_confined_needs_root() {
         return;
     }
     require(&["ip", "setpriv", "curl"]);
-    let dir = TempDir::new();
+    let dir = TempDir::world_writable("live");
     let pair = VethPair::new();
     let server = Server::start(&dir, None);
     let mut helper = start_helper(
         &pair,
         &server.socket,
-        &dir.path("helper.log"),
+        &dir.join("helper.log"),
         &["--threads", "2"],
         &[],
     );
@@ -77,10 +77,10 @@ fn a_syscall_outside_the_allowlist_kills_the_helper_needs_root() {
         return;
     }
     require(&["ip", "setpriv", "curl"]);
-    let dir = TempDir::new();
+    let dir = TempDir::world_writable("live");
     let pair = VethPair::new();
     let server = Server::start(&dir, None);
-    let probe = dir.path("forbidden-probe");
+    let probe = dir.join("forbidden-probe");
     let env = [
         ("NETWATCH_TEST_FORBIDDEN_SYSCALL", "1"),
         (
@@ -90,7 +90,7 @@ fn a_syscall_outside_the_allowlist_kills_the_helper_needs_root() {
     ];
 
     // With seccomp: the first export calls mkdirat and the kernel kills the process (SIGSYS).
-    let mut helper = start_helper(&pair, &server.socket, &dir.path("helper.log"), &[], &env);
+    let mut helper = start_helper(&pair, &server.socket, &dir.join("helper.log"), &[], &env);
     let st = helper
         .wait_exit(Duration::from_secs(20))
         .expect("helper still running: the forbidden syscall was allowed");
@@ -103,7 +103,7 @@ fn a_syscall_outside_the_allowlist_kills_the_helper_needs_root() {
 
     // Frame injection through the packet socket the helper keeps is refused the same way.
     let inject = [("NETWATCH_TEST_FORBIDDEN_SYSCALL", "inject")];
-    let mut helper = start_helper(&pair, &server.socket, &dir.path("inject.log"), &[], &inject);
+    let mut helper = start_helper(&pair, &server.socket, &dir.join("inject.log"), &[], &inject);
     let st = helper
         .wait_exit(Duration::from_secs(20))
         .expect("helper still running: a write to the packet socket was allowed");
@@ -118,7 +118,7 @@ fn a_syscall_outside_the_allowlist_kills_the_helper_needs_root() {
     let mut helper = start_helper(
         &pair,
         &server.socket,
-        &dir.path("helper2.log"),
+        &dir.join("helper2.log"),
         &["--no-seccomp"],
         &env,
     );
@@ -134,7 +134,7 @@ fn a_syscall_outside_the_allowlist_kills_the_helper_needs_root() {
         helper.wait_exit(Duration::from_millis(500)).is_none(),
         "helper died without seccomp"
     );
-    let log = std::fs::read_to_string(dir.path("helper2.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(dir.join("helper2.log")).unwrap_or_default();
     assert!(
         log.contains("--no-seccomp"),
         "no loud warning for --no-seccomp:\n{log}"

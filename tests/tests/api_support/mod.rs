@@ -1,6 +1,6 @@
 //! Support for the API and ingest end-to-end tests: the real `netwatch-server` on a temp
 //! socket and an OS-chosen port (read back from its log), the real `netwatch-capture` for
-//! replays, a minimal HTTP/1.1 client, a raw protocol client, and the oracle CSV.
+//! replays, the shared HTTP/1.1 client, a raw protocol client, and the oracle CSV.
 #![allow(dead_code)]
 
 use netwatch_protocol::{
@@ -8,8 +8,8 @@ use netwatch_protocol::{
     SourceKind, MAGIC, PROTOCOL_VERSION,
 };
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::{IpAddr, SocketAddr};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,36 +17,11 @@ use std::time::{Duration, Instant};
 
 // Shared with the other support modules (each test uses only some of them).
 #[allow(unused_imports)]
-pub use netwatch_e2e::{bin, workspace};
+pub use netwatch_e2e::{bin, request, workspace, Response, TempDir};
 
 /// A fixture path.
 pub fn fixture(name: &str) -> PathBuf {
     workspace().join("tests/fixtures").join(name)
-}
-
-/// A temp directory removed on drop.
-#[derive(Debug)]
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> TempDir {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "nw-api-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A running server, killed on drop.
@@ -63,8 +38,8 @@ impl Server {
     /// waits for the "listening on" log line.
     pub fn start(extra: &[&str]) -> Server {
         let dir = TempDir::new("srv");
-        let socket = dir.0.join("capture.sock");
-        let log = dir.0.join("server.log");
+        let socket = dir.join("capture.sock");
+        let log = dir.join("server.log");
         let child = Command::new(bin("netwatch-server"))
             .args(["--listen", "127.0.0.1:0", "--socket"])
             .arg(&socket)
@@ -103,11 +78,11 @@ impl Server {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.0.join("server.log")).unwrap_or_default()
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 
-    pub fn get(&self, path: &str) -> Resp {
-        http(self.addr, "GET", path, &[])
+    pub fn get(&self, path: &str) -> Response {
+        request(self.addr, "GET", path, &[])
     }
 
     pub fn json(&self, path: &str) -> serde_json::Value {
@@ -168,87 +143,6 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-/// An HTTP response.
-#[derive(Debug, Clone)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Resp {
-    pub fn header(&self, n: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(n))
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
-    }
-}
-
-/// One HTTP/1.1 request with `Connection: close`.
-pub fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(30)))
-        .expect("timeout");
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("write");
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line).expect("status line");
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let mut l = String::new();
-        r.read_line(&mut l).expect("header");
-        let l = l.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-        }
-    }
-    let chunked = headers
-        .iter()
-        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let mut body = Vec::new();
-    if chunked {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size).expect("chunk size");
-            let n = usize::from_str_radix(size.trim(), 16).expect("chunk size hex");
-            if n == 0 {
-                break;
-            }
-            let mut chunk = vec![0u8; n + 2];
-            r.read_exact(&mut chunk).expect("chunk");
-            body.extend_from_slice(&chunk[..n]);
-        }
-    } else {
-        r.read_to_end(&mut body).expect("body");
-    }
-    Resp {
-        status,
-        headers,
-        body,
     }
 }
 

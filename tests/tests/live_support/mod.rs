@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -30,7 +29,7 @@ fn unique() -> (u32, u32) {
 
 // Shared with the other support modules (each test uses only some of them).
 #[allow(unused_imports)]
-pub use netwatch_e2e::{bin, is_root, workspace};
+pub use netwatch_e2e::{bin, free_port, have, is_root, workspace, TempDir};
 
 /// Prints the skip line and returns true when not root.
 #[must_use]
@@ -45,12 +44,10 @@ pub fn skip_unless_root() -> bool {
 /// Panics unless every program is on PATH (.ci/install.d/30-live.sh installs them).
 pub fn require(progs: &[&str]) {
     for p in progs {
-        let ok = Command::new("sh")
-            .args(["-c", &format!("command -v {p}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "{p} is not installed (see .ci/install.d/30-live.sh)");
+        assert!(
+            have(p),
+            "{p} is not installed (see .ci/install.d/30-live.sh)"
+        );
     }
 }
 
@@ -67,41 +64,6 @@ pub fn sh(cmd: &str) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A world-writable temporary directory (the server runs as nobody), removed on drop.
-#[derive(Debug)]
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    /// Creates `/tmp/netwatch-live-<pid>-<n>`.
-    #[must_use]
-    pub fn new() -> Self {
-        let (p, n) = unique();
-        let d = PathBuf::from(format!("/tmp/netwatch-live-{p}-{n}"));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).expect("mkdir");
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        TempDir(d)
-    }
-
-    /// A path inside.
-    #[must_use]
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Default for TempDir {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Two namespaces `a` and `b` joined by a veth pair (`va` in `a`, `vb` in `b`), with
@@ -239,7 +201,8 @@ impl Drop for Proc {
     }
 }
 
-/// The real server, as `nobody`, socket in `dir`, HTTP on a free loopback port.
+/// The real server, as `nobody`, socket in `dir` (a [`TempDir::world_writable`]), HTTP on a
+/// free loopback port.
 #[derive(Debug)]
 pub struct Server {
     /// The process.
@@ -250,18 +213,13 @@ pub struct Server {
     pub port: u16,
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 impl Server {
     /// Starts the server and waits until its API answers.
     #[must_use]
     pub fn start(dir: &TempDir, port: Option<u16>) -> Self {
-        let socket = dir.path("capture.sock");
+        let socket = dir.join("capture.sock");
         let port = port.unwrap_or_else(free_port);
-        let log = std::fs::File::create(dir.path(&format!("server-{port}.log"))).expect("log");
+        let log = std::fs::File::create(dir.join(&format!("server-{port}.log"))).expect("log");
         let child = Command::new("setpriv")
             .args([
                 "--reuid",
@@ -566,9 +524,9 @@ else:
 /// Starts the traffic server in `ns_a` and waits until it listens.
 #[must_use]
 pub fn start_traffic_server(pair: &VethPair, dir: &TempDir) -> Proc {
-    let script = dir.path("traffic.py");
+    let script = dir.join("traffic.py");
     std::fs::write(&script, TRAFFIC_PY).expect("write traffic.py");
-    let ready = dir.path("traffic.ready");
+    let ready = dir.join("traffic.ready");
     let child = Command::new("ip")
         .args(["netns", "exec", &pair.ns_a, "python3"])
         .arg(&script)
@@ -595,7 +553,7 @@ pub fn send_traffic(pair: &VethPair, dir: &TempDir, sizes: &[usize], tcp_bytes: 
     let sizes: Vec<String> = sizes.iter().map(ToString::to_string).collect();
     let st = Command::new("ip")
         .args(["netns", "exec", &pair.ns_b, "python3"])
-        .arg(dir.path("traffic.py"))
+        .arg(dir.join("traffic.py"))
         .args([
             "client",
             A4,

@@ -1,11 +1,10 @@
 //! Support for the security, Prometheus and deployment end-to-end tests: the real binaries
 //! (built by `cargo build --release --bins`, or the debug ones for `cargo test` without
-//! `--release`), a started server that is killed on drop, and a tiny HTTP/1.1 client over a
-//! plain `TcpStream` (so the tests see exactly the bytes the server sends).
+//! `--release`), a started server that is killed on drop, and the shared HTTP/1.1 client of
+//! `netwatch_e2e::http` (so the tests see exactly the bytes the server sends).
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -15,59 +14,9 @@ pub const TOKEN: &str = "5f0c1e2d3c4b5a69788796a5b4c3d2e1";
 
 // Shared with the other support modules (each test uses only some of them).
 #[allow(unused_imports)]
-pub use netwatch_e2e::{bin, is_root, workspace};
-
-/// True when `prog` is on PATH.
-#[must_use]
-pub fn have(prog: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {prog}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A fresh private temporary directory, removed on drop.
-#[derive(Debug)]
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    /// Creates `/tmp/netwatch-<tag>-<pid>-<n>`.
-    #[must_use]
-    pub fn new(tag: &str) -> Self {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let p = std::env::temp_dir().join(format!(
-            "netwatch-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).expect("temp dir");
-        TempDir(p)
-    }
-
-    /// A path inside.
-    #[must_use]
-    pub fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A free TCP port on 127.0.0.1 (bound then released).
-#[must_use]
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port()
-}
+pub use netwatch_e2e::{
+    bin, free_port, have, is_root, request, try_request, workspace, Response, TempDir,
+};
 
 /// Writes a token file with mode 0600.
 pub fn write_token(dir: &TempDir, token: &str) -> PathBuf {
@@ -188,78 +137,6 @@ impl Drop for Server {
     }
 }
 
-/// One HTTP response.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// Status code.
-    pub status: u16,
-    /// Headers, names lower-cased, in order.
-    pub headers: Vec<(String, String)>,
-    /// Body (de-chunked).
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// The first value of a header.
-    #[must_use]
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let name = name.to_ascii_lowercase();
-        self.headers
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    /// The body as text.
-    #[must_use]
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-
-    /// The body as JSON.
-    #[must_use]
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.text()))
-    }
-}
-
-/// Sends one request (`Connection: close`) and reads the response. A `101` response is
-/// returned as soon as its head is read (the connection is then dropped).
-#[must_use]
-pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
-    try_request(addr, method, path, headers).unwrap_or_else(|| panic!("cannot connect to {addr}"))
-}
-
-/// Like [`request`], but `None` when nothing listens (yet).
-#[must_use]
-pub fn try_request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> Option<Response> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(20)))
-        .expect("timeout");
-    let mut req = format!("{method} {path} HTTP/1.1\r\n");
-    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
-        req.push_str(&format!("Host: {addr}\r\n"));
-    }
-    let upgrade = headers
-        .iter()
-        .any(|(k, _)| k.eq_ignore_ascii_case("upgrade"));
-    if !upgrade {
-        req.push_str("Connection: close\r\n");
-    }
-    for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
-    }
-    req.push_str("\r\n");
-    s.write_all(req.as_bytes()).expect("write request");
-    Some(read_response(s))
-}
-
 /// The headers of a WebSocket upgrade request (plus `extra`).
 #[must_use]
 pub fn ws_headers<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
@@ -271,66 +148,6 @@ pub fn ws_headers<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     ];
     h.extend_from_slice(extra);
     h
-}
-
-fn read_response(s: TcpStream) -> Response {
-    let mut r = BufReader::new(s);
-    let mut line = String::new();
-    r.read_line(&mut line).expect("status line");
-    let status: u16 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let mut l = String::new();
-        r.read_line(&mut l).expect("header line");
-        let l = l.trim_end();
-        if l.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = l.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-        }
-    }
-    let mut resp = Response {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if status == 101 || status == 204 || status == 304 {
-        return resp;
-    }
-    if resp
-        .header("transfer-encoding")
-        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-    {
-        loop {
-            let mut size = String::new();
-            r.read_line(&mut size).expect("chunk size");
-            let n = usize::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
-                .expect("chunk size hex");
-            if n == 0 {
-                break;
-            }
-            let mut chunk = vec![0u8; n];
-            r.read_exact(&mut chunk).expect("chunk");
-            resp.body.extend_from_slice(&chunk);
-            let mut crlf = [0u8; 2];
-            r.read_exact(&mut crlf).expect("chunk end");
-        }
-    } else if let Some(n) = resp
-        .header("content-length")
-        .and_then(|n| n.parse::<usize>().ok())
-    {
-        let mut body = vec![0u8; n];
-        r.read_exact(&mut body).expect("body");
-        resp.body = body;
-    } else {
-        let _ = r.read_to_end(&mut resp.body);
-    }
-    resp
 }
 
 /// Runs a command to completion, panicking with its output when it fails.
