@@ -126,6 +126,7 @@ fn has_ports(proto: u8) -> bool {
 /// Classifies one Ethernet II frame. `wire_len` is the frame's length on the wire (used
 /// only for an IPv4 total length of 0, as tshark does).
 #[must_use]
+#[inline]
 pub fn parse_ethernet(data: &[u8], wire_len: u32) -> Verdict {
     if let Some(p) = fast_ipv4(data) {
         return Verdict::Flow(p);

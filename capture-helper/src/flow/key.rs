@@ -33,7 +33,11 @@ impl RawKey {
     #[must_use]
     pub fn from_packet(p: &Packet) -> (RawKey, Side) {
         let v6 = u8::from(p.v6);
-        if (p.src, p.sport) <= (p.dst, p.dport) {
+        // Big-endian 128-bit numbers order as the bytes do: one comparison instead of a
+        // `memcmp` call per packet.
+        let src = (u128::from_be_bytes(p.src), p.sport);
+        let dst = (u128::from_be_bytes(p.dst), p.dport);
+        if src <= dst {
             let k = RawKey {
                 addr_a: p.src,
                 addr_b: p.dst,
