@@ -189,8 +189,15 @@ fn fast_ipv4(data: &[u8]) -> Option<Packet> {
         },
         ..Packet::default()
     };
-    pkt.src[..4].copy_from_slice(&hdr[ipv4_field::SRC..ipv4_field::SRC + 4]);
-    pkt.dst[..4].copy_from_slice(&hdr[ipv4_field::DST..ipv4_field::DST + 4]);
+    // Each address written whole (16 bytes from one integer, the 4 address bytes first)
+    // rather than 4 bytes into a zeroed array: the key is read back in 8- and 16-byte words
+    // right after, and a wide load over narrower stores stalls store forwarding.
+    let v4 = |at: usize| {
+        let b = [hdr[at], hdr[at + 1], hdr[at + 2], hdr[at + 3]];
+        u128::from(u32::from_le_bytes(b)).to_le_bytes()
+    };
+    pkt.src = v4(ipv4_field::SRC);
+    pkt.dst = v4(ipv4_field::DST);
     Some(pkt)
 }
 
