@@ -52,6 +52,7 @@ queries=(
   "/api/v1/flows?port=443&sort_by=packets&limit=50&offset=500"
   "/api/v1/flows?time_start=$t5&time_end=$t0&sort_by=duration"
   "/api/v1/flows?dst_ip=172.16.3.0/24&status=active&limit=20"
+  "/api/v1/flows?port_min=1024&port_max=65535&sort_by=src_ip&sort_order=asc&limit=100"
   "/api/v1/top-talkers?duration=5m&limit=10"
   "/api/v1/top-talkers?duration=1h&limit=50"
   "/api/v1/metrics/history?duration=15m&interval=5s"
