@@ -22,7 +22,7 @@
 
 use crate::flow::table::Observation;
 use crate::flow::{EndedRecord, FlowTable, RawKey, TableConfig};
-use crate::parse::{self, Verdict, PROTO_TCP};
+use crate::parse::{self, Packet, Verdict, PROTO_TCP};
 use crate::source::Frame;
 use netwatch_protocol::{CaptureStats, EndReason, FlowRecord, MalformedKind, Side};
 
@@ -63,18 +63,57 @@ impl Collector {
     /// drives the table's timeouts (the caller's clock, or the capture time offline).
     #[inline]
     pub fn process(&mut self, frame: &Frame<'_>, now_ns: u64) {
-        if let Some((key, obs)) = self.classify(frame) {
-            self.table.observe(&key, &obs, now_ns);
+        if let Some((key, tag, obs)) = self.classify(frame) {
+            self.table.observe_tagged(&key, tag, &obs, now_ns);
         }
     }
 
     /// The first half of [`Collector::process`]: accounts the frame and returns its flow
-    /// key and observation when it is IP, without touching the flow table. Hand the result
+    /// key, the key's index hash and the observation when it is IP, without touching the
+    /// flow table. Hand the result
     /// to [`Collector::observe`] (in frame order) to finish; in between, a batch of frames
     /// can have their table lookups prefetched ([`Collector::prefetch_slot`],
-    /// [`Collector::prefetch_entry`]).
-    #[inline]
-    pub fn classify(&mut self, frame: &Frame<'_>) -> Option<(RawKey, Observation)> {
+    /// [`Collector::prefetch_entry`]) with the hash.
+    ///
+    /// Always inlined, with the parser's fast path: the key is built, ordered and hashed in
+    /// registers (a call returning it through memory cost a store-forwarding stall when the
+    /// hash read it back in wider words). Everything the fast path does not take goes to
+    /// the out-of-line [`Collector::classify_general`].
+    #[inline(always)]
+    pub fn classify(&mut self, frame: &Frame<'_>) -> Option<(RawKey, u32, Observation)> {
+        let wire_len = self.account(frame);
+        if let Some(p) = parse::fast_ipv4(frame.data) {
+            self.stats.flow_frames += 1;
+            return Some(self.flow_of(&p, wire_len, frame.ts_ns));
+        }
+        self.classify_general(frame, wire_len)
+    }
+
+    /// [`Collector::classify`] writing straight into a batch slot: the fast path stores the
+    /// key from registers into the slot, instead of into a temporary shared with the general
+    /// path that is then copied (read back in wider words right after its narrow stores:
+    /// a store-forwarding stall). Returns whether the frame is IP.
+    #[inline(always)]
+    fn classify_into(&mut self, frame: &Frame<'_>, slot: &mut Pending) -> bool {
+        let wire_len = self.account(frame);
+        if let Some(p) = parse::fast_ipv4(frame.data) {
+            self.stats.flow_frames += 1;
+            (slot.key, slot.tag, slot.obs) = self.flow_of(&p, wire_len, frame.ts_ns);
+            return true;
+        }
+        match self.classify_general(frame, wire_len) {
+            Some((key, tag, obs)) => {
+                (slot.key, slot.tag, slot.obs) = (key, tag, obs);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Counts a frame in the totals and the length checks; returns the bytes it counts
+    /// for (the larger of the wire and captured lengths).
+    #[inline(always)]
+    fn account(&mut self, frame: &Frame<'_>) -> u32 {
         let cap_len = u32::try_from(frame.data.len()).unwrap_or(u32::MAX);
         let s = &mut self.stats;
         s.frames += 1;
@@ -87,7 +126,36 @@ impl Collector {
         if cap_len < frame.wire_len {
             self.extra.snaplen_cut_frames += 1;
         }
-        match parse::parse_ethernet(frame.data, frame.wire_len) {
+        wire_len
+    }
+
+    /// The key, index hash and observation of an IP packet.
+    #[inline(always)]
+    fn flow_of(&self, p: &Packet, wire_len: u32, ts_ns: u64) -> (RawKey, u32, Observation) {
+        let (key, side, words) = RawKey::from_packet_words(p);
+        let tag = self.table.tag_of_words(words);
+        let obs = Observation {
+            side,
+            wire_len: u64::from(wire_len),
+            ip_len: u64::from(p.ip_len),
+            tcp_flags: p.tcp_flags,
+            is_tcp: p.proto == PROTO_TCP && !p.nonfirst_fragment && p.cut.is_none(),
+            ts_ns,
+        };
+        (key, tag, obs)
+    }
+
+    /// [`Collector::classify`] for the frames the parser's fast path leaves (IPv6, IPv4
+    /// with options or fragments, other protocols, non-IP, malformed): the general parser.
+    /// The frame's length accounting is already done.
+    #[inline(never)]
+    fn classify_general(
+        &mut self,
+        frame: &Frame<'_>,
+        wire_len: u32,
+    ) -> Option<(RawKey, u32, Observation)> {
+        let s = &mut self.stats;
+        match parse::parse_ethernet_general(frame.data, frame.wire_len) {
             Verdict::Flow(p) => {
                 s.flow_frames += 1;
                 if let Some(kind) = p.cut {
@@ -96,16 +164,7 @@ impl Collector {
                 if p.nonfirst_fragment {
                     self.extra.nonfirst_fragment_frames += 1;
                 }
-                let (key, side) = RawKey::from_packet(&p);
-                let obs = Observation {
-                    side,
-                    wire_len: u64::from(wire_len),
-                    ip_len: u64::from(p.ip_len),
-                    tcp_flags: p.tcp_flags,
-                    is_tcp: p.proto == PROTO_TCP && !p.nonfirst_fragment && p.cut.is_none(),
-                    ts_ns: frame.ts_ns,
-                };
-                Some((key, obs))
+                Some(self.flow_of(&p, wire_len, frame.ts_ns))
             }
             Verdict::NonIp => {
                 s.non_ip_frames += 1;
@@ -124,13 +183,11 @@ impl Collector {
         }
     }
 
-    /// The index hash of `key`, after hinting the CPU to load the key's home slot of the
+    /// Hints the CPU to load the home slot of `tag` (a [`Collector::classify`] hash) in the
     /// table's index (see [`FlowTable::prefetch_slot`]).
     #[inline]
-    pub fn prefetch_slot(&self, key: &RawKey) -> u32 {
-        let tag = self.table.tag(key);
+    pub fn prefetch_slot(&self, tag: u32) {
         self.table.prefetch_slot(tag);
-        tag
     }
 
     /// Hints the CPU to load the entry the home slot of `tag` points at (see
@@ -141,7 +198,7 @@ impl Collector {
     }
 
     /// The second half of [`Collector::process`]: counts a classified packet in its flow.
-    /// `tag` must be [`Collector::prefetch_slot`]'s result for `key`.
+    /// `tag` must be [`Collector::classify`]'s hash of `key`.
     #[inline]
     pub fn observe(&mut self, key: &RawKey, tag: u32, obs: &Observation, now_ns: u64) {
         self.table.observe_tagged(key, tag, obs, now_ns);
@@ -291,15 +348,10 @@ impl Batch {
     ) {
         let p = &mut self.items[self.len];
         p.now = now;
-        p.flow = match c.classify(frame) {
-            Some((key, obs)) => {
-                p.tag = c.prefetch_slot(&key);
-                p.key = key;
-                p.obs = obs;
-                true
-            }
-            None => false,
-        };
+        p.flow = c.classify_into(frame, p);
+        if p.flow {
+            c.prefetch_slot(p.tag);
+        }
         self.len += 1;
         if self.len == BATCH {
             self.flush(c, after);

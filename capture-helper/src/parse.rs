@@ -140,8 +140,8 @@ pub fn parse_ethernet(data: &[u8], wire_len: u32) -> Verdict {
 /// the datagram. `None` for anything else, which [`parse_ethernet_general`] then decides.
 /// Whenever this returns a packet, it is the one the general parser returns (a proptest
 /// in `tests/robustness.rs` compares the two on arbitrary and mutated frames).
-#[inline]
-fn fast_ipv4(data: &[u8]) -> Option<Packet> {
+#[inline(always)]
+pub(crate) fn fast_ipv4(data: &[u8]) -> Option<Packet> {
     let (vlan, ip) = match be16(data, 12)? {
         ETHERTYPE_IPV4 => (0, data.get(ETH_HEADER_LEN..)?),
         0x8100 if be16(data, 16)? == ETHERTYPE_IPV4 => (
@@ -203,6 +203,7 @@ fn fast_ipv4(data: &[u8]) -> Option<Packet> {
 
 /// [`parse_ethernet`] without the fast path: every rule, every frame.
 #[must_use]
+#[inline(never)]
 pub fn parse_ethernet_general(data: &[u8], wire_len: u32) -> Verdict {
     let Ok(eth) = Ethernet2HeaderSlice::from_slice(data) else {
         return Verdict::Truncated(MalformedKind::EthernetTruncated);

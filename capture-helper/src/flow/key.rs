@@ -32,56 +32,57 @@ impl RawKey {
     #[inline]
     #[must_use]
     pub fn from_packet(p: &Packet) -> (RawKey, Side) {
+        let (key, side, _) = Self::from_packet_words(p);
+        (key, side)
+    }
+
+    /// [`RawKey::from_packet`] plus the key's [`RawKey::words`], computed from the same
+    /// values rather than read back from the stored key (a wide load over the narrow stores
+    /// of the port and protocol fields would wait for them to retire: a store-forwarding
+    /// stall on every packet).
+    #[inline(always)]
+    #[must_use]
+    pub fn from_packet_words(p: &Packet) -> (RawKey, Side, [u64; 5]) {
         let v6 = u8::from(p.v6);
         // Big-endian 128-bit numbers order as the bytes do: one comparison instead of a
         // `memcmp` call per packet.
         let src = (u128::from_be_bytes(p.src), p.sport);
         let dst = (u128::from_be_bytes(p.dst), p.dport);
-        if src <= dst {
-            let k = RawKey {
-                addr_a: p.src,
-                addr_b: p.dst,
-                port_a: p.sport,
-                port_b: p.dport,
-                vlan: p.vlan,
-                proto: p.proto,
-                v6,
-            };
-            (k, Side::A)
+        let (addr_a, addr_b, port_a, port_b, side) = if src <= dst {
+            (p.src, p.dst, p.sport, p.dport, Side::A)
         } else {
-            let k = RawKey {
-                addr_a: p.dst,
-                addr_b: p.src,
-                port_a: p.dport,
-                port_b: p.sport,
-                vlan: p.vlan,
-                proto: p.proto,
-                v6,
-            };
-            (k, Side::B)
-        }
+            (p.dst, p.src, p.dport, p.sport, Side::B)
+        };
+        let key = RawKey {
+            addr_a,
+            addr_b,
+            port_a,
+            port_b,
+            vlan: p.vlan,
+            proto: p.proto,
+            v6,
+        };
+        let words = [
+            half(&addr_a, 0),
+            half(&addr_a, 8),
+            half(&addr_b, 0),
+            half(&addr_b, 8),
+            tail_word(port_a, port_b, p.vlan, p.proto, v6),
+        ];
+        (key, side, words)
     }
 
-    /// The key as five 64-bit words (for hashing).
+    /// The key as five 64-bit words (for hashing): the two halves of each address, then
+    /// ports, VLAN, protocol and family in one word.
     #[inline]
     #[must_use]
     pub fn words(&self) -> [u64; 5] {
-        let w = |b: &[u8; 16], i: usize| {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(&b[i..i + 8]);
-            u64::from_ne_bytes(x)
-        };
-        let tail = u64::from(self.port_a)
-            | u64::from(self.port_b) << 16
-            | u64::from(self.vlan) << 32
-            | u64::from(self.proto) << 48
-            | u64::from(self.v6) << 56;
         [
-            w(&self.addr_a, 0),
-            w(&self.addr_a, 8),
-            w(&self.addr_b, 0),
-            w(&self.addr_b, 8),
-            tail,
+            half(&self.addr_a, 0),
+            half(&self.addr_a, 8),
+            half(&self.addr_b, 0),
+            half(&self.addr_b, 8),
+            tail_word(self.port_a, self.port_b, self.vlan, self.proto, self.v6),
         ]
     }
 
@@ -133,6 +134,24 @@ impl RawKey {
             v6,
         })
     }
+}
+
+/// Eight bytes of an address from `at`, native order.
+#[inline(always)]
+fn half(b: &[u8; 16], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_ne_bytes(x)
+}
+
+/// The last hash word of a key.
+#[inline(always)]
+fn tail_word(port_a: u16, port_b: u16, vlan: u16, proto: u8, v6: u8) -> u64 {
+    u64::from(port_a)
+        | u64::from(port_b) << 16
+        | u64::from(vlan) << 32
+        | u64::from(proto) << 48
+        | u64::from(v6) << 56
 }
 
 fn to_ip(v6: bool, b: &[u8; 16]) -> IpAddr {
