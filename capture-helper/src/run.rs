@@ -519,9 +519,11 @@ fn capture_thread(
         batch.flush(&mut collector, |_, _| {});
         if n < FRAMES_PER_CHECK {
             // Nothing (more) waiting: sleep in poll until a block retires, the tick is due or
-            // a signal arrives (poll returns EINTR: no SA_RESTART).
+            // a signal arrives (poll returns EINTR: no SA_RESTART). No shorter timeout: every
+            // wake-up costs tens of microseconds of CPU on a VM, and a signal that lands on
+            // another thread is seen at the tick (then the drain still reads the ring).
             let wait_ms = next_tick.saturating_sub(realtime_ns()) / 1_000_000;
-            let wait_ms = i32::try_from(wait_ms.clamp(1, 100)).unwrap_or(100);
+            let wait_ms = i32::try_from(wait_ms.clamp(1, 1000)).unwrap_or(1000);
             if let Err(e) = src.wait(wait_ms) {
                 signal::request_stop();
                 return Err(format!("poll: {e}"));

@@ -657,7 +657,13 @@ impl FlowTable {
 
     /// [`FlowTable::observe`] with the key's hash already computed: `tag` must be
     /// [`FlowTable::tag`]`(key)`.
-    #[inline]
+    ///
+    /// Inlined for the common packet: a known open flow, already in a record and dirty,
+    /// not due to move in its recency list, and no SYN/FIN/RST: only its counters and
+    /// times change. Everything else (new flows, state changes, list moves) goes through
+    /// the out-of-line [`FlowTable::observe_found`] / [`FlowTable::observe_new`], which
+    /// handle every case (the fast path is the same computation for the packets it takes).
+    #[inline(always)]
     pub fn observe_tagged(
         &mut self,
         key: &RawKey,
@@ -666,33 +672,65 @@ impl FlowTable {
         now_ns: u64,
     ) -> bool {
         debug_assert_eq!(tag, self.tag(key));
-        let i = match self.find(key, tag) {
-            Some(i) => {
-                let e = &self.entries[i as usize];
-                if matches!(e.state, State::Closed(_))
-                    && obs.is_tcp
-                    && obs.tcp_flags & (SYN | ACK) == SYN
-                {
-                    // A new connection on the same ports after a close.
-                    let State::Closed(reason) = e.state else {
-                        return false;
-                    };
-                    self.restart(i, reason, now_ns);
-                }
-                i
-            }
-            None => match self.allocate(*key, tag) {
-                Some(i) => {
-                    self.entries[i as usize].start_ns = now_ns;
-                    self.entries[i as usize].queued_ns = now_ns;
-                    i
-                }
-                None => {
-                    self.rejects += 1;
-                    return false;
-                }
-            },
+        let Some(i) = self.find(key, tag) else {
+            return self.observe_new(key, tag, obs, now_ns);
         };
+        let granularity = self.cfg.recency_granularity_ns;
+        let Some(e) = self.entries.get_mut(i as usize) else {
+            return false;
+        };
+        let quiet = !obs.is_tcp || obs.tcp_flags & (SYN | FIN | RST) == 0;
+        if e.state != State::Open
+            || !e.in_record
+            || !e.dirty
+            || !quiet
+            || now_ns.saturating_sub(e.queued_ns) >= granularity
+        {
+            return self.observe_found(i, obs, now_ns);
+        }
+        let d = obs.side as usize;
+        if obs.ts_ns >= e.last_ns {
+            e.last_ns = obs.ts_ns;
+        } else if obs.ts_ns < e.first_ns {
+            e.first_ns = obs.ts_ns;
+        }
+        e.packets[d] += 1;
+        e.bytes[d] += obs.wire_len;
+        e.ip_bytes[d] += obs.ip_len;
+        e.seen_ns = now_ns;
+        if obs.is_tcp {
+            e.flags[d] |= obs.tcp_flags;
+        }
+        true
+    }
+
+    /// [`FlowTable::observe_tagged`] for a key not in the table: a new flow (or a reject).
+    #[inline(never)]
+    fn observe_new(&mut self, key: &RawKey, tag: u32, obs: &Observation, now_ns: u64) -> bool {
+        match self.allocate(*key, tag) {
+            Some(i) => {
+                self.entries[i as usize].start_ns = now_ns;
+                self.entries[i as usize].queued_ns = now_ns;
+                self.observe_found(i, obs, now_ns)
+            }
+            None => {
+                self.rejects += 1;
+                false
+            }
+        }
+    }
+
+    /// [`FlowTable::observe_tagged`] for the flow in entry `i`, every case.
+    #[inline(never)]
+    fn observe_found(&mut self, i: u32, obs: &Observation, now_ns: u64) -> bool {
+        let e = &self.entries[i as usize];
+        if matches!(e.state, State::Closed(_)) && obs.is_tcp && obs.tcp_flags & (SYN | ACK) == SYN {
+            // A new connection on the same ports after a close.
+            let State::Closed(reason) = e.state else {
+                return false;
+            };
+            self.restart(i, reason, now_ns);
+        }
         let d = obs.side as usize;
         let e = &mut self.entries[i as usize];
         if e.in_record {
