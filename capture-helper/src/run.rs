@@ -620,7 +620,10 @@ fn export_loop<S: BatchSink>(
     let hook = std::env::var(FORBIDDEN_SYSCALL_ENV).unwrap_or_default();
     let mut failure = None;
     loop {
-        match rx.recv_timeout(interval) {
+        // Reports drive the exports (every interval); the timeout only catches a stalled
+        // capture thread (the `due` rule below), so it does not wake this thread between
+        // reports.
+        match rx.recv_timeout(interval * 2) {
             Ok(r) => {
                 pending.extend(r.records);
                 per_worker[r.worker] = r.stats;

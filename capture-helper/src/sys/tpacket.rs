@@ -317,7 +317,8 @@ impl<'a> FrameHeader<'a> {
     pub fn ts_ns(&self) -> u64 {
         let sec = u64::from(u32_at(self.hdr, frame_field::SEC));
         let nsec = u64::from(u32_at(self.hdr, frame_field::NSEC));
-        sec.saturating_mul(1_000_000_000).saturating_add(nsec)
+        // Cannot overflow: (2^32 - 1) * 10^9 + (2^32 - 1) < 2^64.
+        sec * 1_000_000_000 + nsec
     }
     /// Length of the frame on the wire.
     #[must_use]
