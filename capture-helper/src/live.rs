@@ -19,10 +19,7 @@ use std::process::Command;
 /// hundred cycles); the frames of a block lie one after the other, so a cursor that keeps
 /// this many bytes hinted ahead of the walk hides that latency (about 13 minimum-size
 /// frames, each parsed in ~30 ns).
-const STREAM_AHEAD: usize = match option_env!("NW_STREAM_AHEAD") {
-    Some(_) => 1024,
-    None => 2048,
-};
+const STREAM_AHEAD: usize = 2048;
 
 /// Ring geometry (`--ring-*` flags).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
