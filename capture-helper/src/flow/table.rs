@@ -17,9 +17,10 @@
 //!   idle longest), `start` in order of the current record's start (active timeout), and
 //!   `dirty` (flows changed since the last drain).
 //!
-//! The hash is a seeded folded multiply over the key's five 64-bit words (the same family
-//! as foldhash/ahash, written out here to stay inside one function call per packet); the
-//! seed is random per table so crafted traffic cannot aim at one probe chain.
+//! The hash is three seeded folded multiplies over the key's five 64-bit words (the same
+//! family as foldhash/ahash, written out here so it inlines into the packet loop): two
+//! independent ones over the address words, one over their results and the ports word. The
+//! seeds are random per table so crafted traffic cannot aim at one probe chain.
 //!
 //! # Time
 //!
