@@ -9,7 +9,8 @@
 # Per rate it prints: frames sent (veth tx counter), frames each capturer received, its
 # kernel drops, its CPU time per frame sent (ns, from the scheduler's per-thread run time in
 # /proc/<pid>/task/*/schedstat: nanosecond resolution, unlike the 10 ms ticks of
-# /proc/<pid>/stat) and the same as % of one core per 100 kpps, and the helper's RSS.
+# /proc/<pid>/stat) and the same as % of one core per 100 kpps, the helper/tcpdump ratio of
+# ns per frame (the target: <= 0.50) and the helper's RSS.
 # BENCH_HELPER_ARGS adds flags to the helper's command line (e.g. ring geometry).
 # BENCH_PERF=DIR also records the helper with `perf record -g` per step (DIR/perf-RATE.data).
 # BENCH_HELPER_BIN runs another helper binary (e.g. an older build, to compare).
@@ -67,8 +68,8 @@ cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s+=$1} END{printf
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 txcount() { ip netns exec "$NSG" cat /sys/class/net/"$VG"/statistics/tx_packets; }
 
-printf '%-9s %-9s | %-34s | %-34s | %-34s | %s\n' "rate" "sent" \
-  "netwatch: recv drops ns/fr %/100k" "tcpdump: recv drops ns/fr %/100k" "netsniff-ng: recv drops ns/fr %/100k" "helper RSS"
+printf '%-9s %-9s | %-34s | %-34s | %-34s | %-10s | %s\n' "rate" "sent" \
+  "netwatch: recv drops ns/fr %/100k" "tcpdump: recv drops ns/fr %/100k" "netsniff-ng: recv drops ns/fr %/100k" "nw/tcpdump" "helper RSS"
 for rate in "${RATES[@]}"; do
   # Fresh capturers per step, so each reports its own totals at exit.
   NETWATCH_LOG=info ip netns exec "$NSC" "$HELPER" --interface "$VC" --connect "$DIR/capture.sock" --user nobody ${BENCH_HELPER_ARGS:-} \
@@ -117,6 +118,8 @@ def col(recv, drop, ns):
     per = int(ns) / sent if sent else 0.0           # CPU ns per frame sent
     # % of one core per 100 kpps: 100,000 frames/s x ns/frame / 1e9 ns/s x 100 %
     return f"{int(recv or 0):>9} {int(drop or 0):>7} {per:>7.1f} {per / 100.0:>7.2f}"
-print(f"{rate:<9} {sent:<9} | {col(v[0], v[1], v[2])}  | {col(v[3], v[4], v[5])}  | {col(v[6], v[7], v[8])}  | {int(v[9])/1024:.1f} MiB")
+# The issue-5 target: helper CPU per frame at most half of tcpdump's (ratio <= 0.50).
+ratio = f"{int(v[2]) / int(v[5]):.2f}" if int(v[5]) else "-"
+print(f"{rate:<9} {sent:<9} | {col(v[0], v[1], v[2])}  | {col(v[3], v[4], v[5])}  | {col(v[6], v[7], v[8])}  | {ratio:<10} | {int(v[9])/1024:.1f} MiB")
 PY
 done
