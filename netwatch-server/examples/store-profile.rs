@@ -84,69 +84,64 @@ fn main() {
         }
         println!("{name}: {:?}", t.elapsed() / 5);
     };
-    time("flows default", &mut || {
-        let _ = s.query(
-            &FlowQuery {
+    let flow_queries = [
+        (
+            "flows default",
+            FlowQuery {
                 limit: 100,
                 ..FlowQuery::default()
             },
-            now,
-        );
-    });
-    time("flows bytes", &mut || {
-        let _ = s.query(
-            &FlowQuery {
+        ),
+        (
+            "flows bytes",
+            FlowQuery {
                 limit: 100,
                 sort_by: SortBy::Bytes,
                 ..FlowQuery::default()
             },
-            now,
-        );
-    });
-    time("flows cidr", &mut || {
-        let _ = s.query(
-            &FlowQuery {
+        ),
+        (
+            "flows cidr",
+            FlowQuery {
                 limit: 100,
                 src: Some("10.0.1.0/24".parse().unwrap()),
                 ..FlowQuery::default()
             },
-            now,
-        );
-    });
-    time("flows port 443 packets", &mut || {
-        let _ = s.query(
-            &FlowQuery {
+        ),
+        (
+            "flows port 443 packets",
+            FlowQuery {
                 limit: 50,
                 offset: 500,
                 port: Some((443, 443)),
                 sort_by: SortBy::Packets,
                 ..FlowQuery::default()
             },
-            now,
-        );
-    });
-    time("flows src_ip asc (every flow), 100", &mut || {
-        let _ = s.query(
-            &FlowQuery {
+        ),
+        (
+            "flows src_ip asc (every flow), 100",
+            FlowQuery {
                 limit: 100,
                 sort_by: SortBy::SrcIp,
                 order: SortOrder::Asc,
                 ..FlowQuery::default()
             },
-            now,
-        );
-    });
-    time("flows port 1024-65535 by status", &mut || {
-        let _ = s.query(
-            &FlowQuery {
+        ),
+        (
+            "flows port 1024-65535 by status",
+            FlowQuery {
                 limit: 100,
                 port_range: Some((1024, 65535)),
                 sort_by: SortBy::Status,
                 ..FlowQuery::default()
             },
-            now,
-        );
-    });
+        ),
+    ];
+    for (name, q) in &flow_queries {
+        time(name, &mut || {
+            let _ = s.query(q, now);
+        });
+    }
     time("talkers 1h 50 (series)", &mut || {
         let _ = s.top_talkers(now, 60, 50, 0);
     });

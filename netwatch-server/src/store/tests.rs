@@ -72,6 +72,17 @@ fn batch(seq: u64, end: u64, records: Vec<FlowRecord>) -> FlowBatch {
     }
 }
 
+/// The store's clock and every flow it holds, in the default order (the brute-force
+/// tests' reference list).
+fn every_flow(s: &Store) -> (u64, Vec<FlowView>) {
+    let now = s.now(0);
+    let q = FlowQuery {
+        limit: usize::MAX,
+        ..FlowQuery::default()
+    };
+    (now, s.query(&q, now).flows)
+}
+
 fn replay_store() -> Store {
     let mut s = Store::new(StoreConfig::default());
     // The server ticks on the wall clock before any replay arrives.
@@ -444,16 +455,7 @@ fn selective_and_broad_filters_agree_with_brute_force() {
         ));
     }
     s.ingest(&batch(1, T0 + 100 * NS, recs), 0);
-    let now = s.now(0);
-    let all = s
-        .query(
-            &FlowQuery {
-                limit: usize::MAX,
-                ..FlowQuery::default()
-            },
-            now,
-        )
-        .flows;
+    let (now, all) = every_flow(&s);
     type Pred = Box<dyn Fn(&FlowView) -> bool>;
     let cases: Vec<(FlowQuery, Pred)> = vec![
         (
@@ -576,16 +578,7 @@ fn every_sort_key_and_port_ranges_agree_with_brute_force() {
         recs.push(r);
     }
     s.ingest(&batch(1, T0 + 200 * NS, recs), 0);
-    let now = s.now(0);
-    let all = s
-        .query(
-            &FlowQuery {
-                limit: usize::MAX,
-                ..FlowQuery::default()
-            },
-            now,
-        )
-        .flows;
+    let (now, all) = every_flow(&s);
     let mapped = |a: IpAddr| -> u128 {
         match a {
             IpAddr::V4(v) => u128::from(v.to_ipv6_mapped()),
