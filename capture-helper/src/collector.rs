@@ -70,10 +70,9 @@ impl Collector {
 
     /// The first half of [`Collector::process`]: accounts the frame and returns its flow
     /// key, the key's index hash and the observation when it is IP, without touching the
-    /// flow table. Hand the result
-    /// to [`Collector::observe`] (in frame order) to finish; in between, a batch of frames
-    /// can have their table lookups prefetched ([`Collector::prefetch_slot`],
-    /// [`Collector::prefetch_entry`]) with the hash.
+    /// flow table. Hand the result to [`Collector::observe`] (in frame order) to finish; in
+    /// between, a batch of frames can have their table lookups prefetched with the hash
+    /// ([`Collector::prefetch_slot`], [`Collector::prefetch_entry`]).
     ///
     /// Always inlined, with the parser's fast path: the key is built, ordered and hashed in
     /// registers (a call returning it through memory cost a store-forwarding stall when the

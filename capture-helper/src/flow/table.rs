@@ -234,6 +234,34 @@ impl Entry {
         }
     }
 
+    /// Counts one packet of the current record (which holds packets already): times,
+    /// counters of its direction, last seen.
+    #[inline(always)]
+    fn count(&mut self, obs: &Observation, now_ns: u64) {
+        let d = obs.side as usize;
+        if obs.ts_ns >= self.last_ns {
+            self.last_ns = obs.ts_ns;
+        } else if obs.ts_ns < self.first_ns {
+            // Out of order (rare): only then is the third cache line read.
+            self.first_ns = obs.ts_ns;
+        }
+        self.packets[d] += 1;
+        self.bytes[d] += obs.wire_len;
+        self.ip_bytes[d] += obs.ip_len;
+        self.seen_ns = now_ns;
+    }
+
+    /// Whether a packet seen at `now_ns` moves the flow to the tail of its recency list:
+    /// always when closed, at most once per `granularity` when open (see
+    /// `TableConfig::recency_granularity_ns`).
+    #[inline(always)]
+    fn requeue_due(&self, now_ns: u64, granularity: u64) -> bool {
+        match self.state {
+            State::Open => now_ns.saturating_sub(self.queued_ns) >= granularity,
+            State::Closed(_) => true,
+        }
+    }
+
     fn reset_record(&mut self) {
         self.state = State::Open;
         self.fin_sides = 0;
@@ -681,26 +709,13 @@ impl FlowTable {
             return false;
         };
         let quiet = !obs.is_tcp || obs.tcp_flags & (SYN | FIN | RST) == 0;
-        if e.state != State::Open
-            || !e.in_record
-            || !e.dirty
-            || !quiet
-            || now_ns.saturating_sub(e.queued_ns) >= granularity
-        {
+        // A closed flow is always due to requeue, so this also sends it the slow way.
+        if !e.in_record || !e.dirty || !quiet || e.requeue_due(now_ns, granularity) {
             return self.observe_found(i, obs, now_ns);
         }
-        let d = obs.side as usize;
-        if obs.ts_ns >= e.last_ns {
-            e.last_ns = obs.ts_ns;
-        } else if obs.ts_ns < e.first_ns {
-            e.first_ns = obs.ts_ns;
-        }
-        e.packets[d] += 1;
-        e.bytes[d] += obs.wire_len;
-        e.ip_bytes[d] += obs.ip_len;
-        e.seen_ns = now_ns;
+        e.count(obs, now_ns);
         if obs.is_tcp {
-            e.flags[d] |= obs.tcp_flags;
+            e.flags[obs.side as usize] |= obs.tcp_flags;
         }
         true
     }
@@ -734,14 +749,7 @@ impl FlowTable {
         }
         let d = obs.side as usize;
         let e = &mut self.entries[i as usize];
-        if e.in_record {
-            if obs.ts_ns >= e.last_ns {
-                e.last_ns = obs.ts_ns;
-            } else if obs.ts_ns < e.first_ns {
-                // Out of order (rare): only then is the third cache line read.
-                e.first_ns = obs.ts_ns;
-            }
-        } else {
+        if !e.in_record {
             e.in_record = true;
             if !e.continued {
                 e.initiator = obs.side;
@@ -749,10 +757,7 @@ impl FlowTable {
             e.first_ns = obs.ts_ns;
             e.last_ns = obs.ts_ns;
         }
-        e.packets[d] += 1;
-        e.bytes[d] += obs.wire_len;
-        e.ip_bytes[d] += obs.ip_len;
-        e.seen_ns = now_ns;
+        e.count(obs, now_ns);
         let mut close = None;
         if obs.is_tcp {
             let f = obs.tcp_flags;
@@ -773,13 +778,8 @@ impl FlowTable {
             }
         }
         let state = e.state;
-        // Move to the tail of its recency list (most recently seen); open flows at most once
-        // per granularity (see TableConfig::recency_granularity_ns).
-        let requeue = match state {
-            State::Open => now_ns.saturating_sub(e.queued_ns) >= self.cfg.recency_granularity_ns,
-            State::Closed(_) => true,
-        };
-        if requeue {
+        // Move to the tail of its recency list (most recently seen).
+        if e.requeue_due(now_ns, self.cfg.recency_granularity_ns) {
             e.queued_ns = now_ns;
             let mut l = *self.recency_list(state);
             if l.tail != i {
