@@ -66,9 +66,10 @@ pub struct LiveFlags {
     /// Nominal ring frame size (multiple of 16, divides the block size).
     #[arg(long, value_name = "BYTES", default_value_t = RingConfig::DEFAULT_FRAME_SIZE)]
     pub ring_frame_size: u32,
-    /// Retire timeout of a partly filled ring block, ms.
-    #[arg(long, value_name = "MS", default_value_t = RingConfig::DEFAULT_RETIRE_MS)]
-    pub ring_retire_ms: u32,
+    /// Retire timeout of a partly filled ring block, ms [default: half the export interval,
+    /// at most 1000].
+    #[arg(long, value_name = "MS")]
+    pub ring_retire_ms: Option<u32>,
     /// Export interval in ms (one FlowBatch per interval).
     #[arg(long, value_name = "MS", default_value_t = 500)]
     pub export_interval: u64,
@@ -93,7 +94,7 @@ impl Default for LiveFlags {
             ring_block_size: RingConfig::DEFAULT_BLOCK_SIZE,
             ring_blocks: RingConfig::DEFAULT_BLOCK_NR,
             ring_frame_size: RingConfig::DEFAULT_FRAME_SIZE,
-            ring_retire_ms: RingConfig::DEFAULT_RETIRE_MS,
+            ring_retire_ms: None,
             export_interval: 500,
             user: None,
             no_seccomp: false,
@@ -110,7 +111,9 @@ impl LiveFlags {
             block_size: self.ring_block_size,
             block_nr: self.ring_blocks,
             frame_size: self.ring_frame_size,
-            retire_ms: self.ring_retire_ms,
+            retire_ms: self
+                .ring_retire_ms
+                .unwrap_or_else(|| RingConfig::retire_ms_for(self.export_interval)),
         }
     }
 }
@@ -522,7 +525,7 @@ fn capture_thread(
             // a signal arrives (poll returns EINTR: no SA_RESTART). No shorter timeout: every
             // wake-up costs tens of microseconds of CPU on a VM, and a signal that lands on
             // another thread is seen at the tick (then the drain still reads the ring).
-            let wait_ms = next_tick.saturating_sub(realtime_ns()) / 1_000_000;
+            let wait_ms = next_tick.saturating_sub(realtime_ns()).div_ceil(1_000_000);
             let wait_ms = i32::try_from(wait_ms.clamp(1, 1000)).unwrap_or(1000);
             if let Err(e) = src.wait(wait_ms) {
                 signal::request_stop();
@@ -577,32 +580,6 @@ fn merge_stats(total: &mut CaptureStats, s: &CaptureStats) {
     total.table_rejects += s.table_rejects;
 }
 
-/// Merges the records of several capture threads: the fanout hash keeps a flow on one
-/// thread, but a key may still appear twice (e.g. fragments before defrag): add them up.
-fn merge_records(records: &mut Vec<FlowRecord>) {
-    if records.len() < 2 {
-        return;
-    }
-    records.sort_by_key(|r| r.key);
-    let mut out: Vec<FlowRecord> = Vec::with_capacity(records.len());
-    for r in records.drain(..) {
-        match out.last_mut() {
-            Some(last) if last.key == r.key => {
-                last.ab.merge(&r.ab);
-                last.ba.merge(&r.ba);
-                if r.first_ns < last.first_ns {
-                    last.first_ns = r.first_ns;
-                    last.initiator = r.initiator;
-                }
-                last.last_ns = last.last_ns.max(r.last_ns);
-                last.end = last.end.or(r.end);
-            }
-            _ => out.push(r),
-        }
-    }
-    *records = out;
-}
-
 fn export_loop<S: BatchSink>(
     rx: &mpsc::Receiver<Report>,
     workers: usize,
@@ -651,7 +628,9 @@ fn export_loop<S: BatchSink>(
             stats.cpu_system_ns = u.system_ns;
             stats.rss_bytes = u.rss_bytes;
             sink.fill_stats(&mut stats);
-            merge_records(&mut pending);
+            // Records are deltas: the server adds up every record of a key, so two threads'
+            // records of one key (fanout keeps a flow on one thread, but e.g. a fragment may
+            // land elsewhere) need no merging here.
             summary.frames = stats.frames;
             summary.kernel_drops = stats.kernel_drops;
             summary.batches += 1;
@@ -693,48 +672,29 @@ fn export_loop<S: BatchSink>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netwatch_protocol::{DirCounters, FlowKey, Side};
-    use std::net::{IpAddr, Ipv4Addr};
-
-    fn rec(port: u16, packets: u64, first: u64) -> FlowRecord {
-        let a = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-        let b = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
-        let (key, _) = FlowKey::from_packet(a, port, b, 80, 6, 0);
-        FlowRecord {
-            key,
-            initiator: Side::A,
-            first_ns: first,
-            last_ns: first + 10,
-            ab: DirCounters {
-                packets,
-                bytes: packets * 100,
-                tcp_flags: 2,
-            },
-            ba: DirCounters::default(),
-            end: None,
-        }
-    }
-
-    #[test]
-    fn merges_the_same_key_from_two_threads() {
-        let mut v = vec![rec(1000, 2, 50), rec(2000, 1, 10), rec(1000, 3, 40)];
-        merge_records(&mut v);
-        assert_eq!(v.len(), 2);
-        let m = v
-            .iter()
-            .find(|r| r.key.port_a == 1000 || r.key.port_b == 1000)
-            .expect("merged");
-        assert_eq!(m.ab.packets, 5);
-        assert_eq!(m.ab.bytes, 500);
-        assert_eq!(m.first_ns, 40);
-        assert_eq!(m.last_ns, 60);
-    }
 
     #[test]
     fn flags_default_to_a_valid_ring_and_half_second_exports() {
         let f = LiveFlags::default();
         assert!(f.ring().to_req().is_ok());
         assert_eq!(f.export_interval, 500);
+        // The retire timeout follows the export interval unless given.
+        assert_eq!(f.ring().retire_ms, RingConfig::DEFAULT_RETIRE_MS);
+        let fast = LiveFlags {
+            export_interval: 100,
+            ..LiveFlags::default()
+        };
+        assert_eq!(fast.ring().retire_ms, 50);
+        let slow = LiveFlags {
+            export_interval: 60_000,
+            ..LiveFlags::default()
+        };
+        assert_eq!(slow.ring().retire_ms, 1000);
+        let given = LiveFlags {
+            ring_retire_ms: Some(20),
+            ..fast
+        };
+        assert_eq!(given.ring().retire_ms, 20);
     }
 
     #[test]

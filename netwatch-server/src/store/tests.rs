@@ -118,6 +118,25 @@ fn records_of_one_key_merge_and_keep_the_initiator() {
 }
 
 #[test]
+fn records_of_one_key_in_one_batch_add_up() {
+    // Two capture threads may both report a key in one interval (the helper sends their
+    // records as they are): the store adds them, keeping the earliest start.
+    let mut s = replay_store();
+    let c = v4(10, 0, 0, 2);
+    let srv = v4(10, 0, 0, 1);
+    let r1 = rec(c, 40000, srv, 53, T0 + NS, T0 + 2 * NS, 2, 1);
+    let r2 = rec(c, 40000, srv, 53, T0, T0 + NS, 3, 0);
+    assert_eq!(
+        s.ingest(&batch(1, T0 + 2 * NS, vec![r1, r2]), 0),
+        BatchOutcome::Stored { ack: 1, invalid: 0 }
+    );
+    assert_eq!(s.len(), 1);
+    let f = s.get(&r1.key, s.now(0)).expect("stored");
+    assert_eq!(f.packets(), 6);
+    assert_eq!((f.first_ns, f.last_ns), (T0, T0 + 2 * NS));
+}
+
+#[test]
 fn duplicates_and_unknown_instances_leave_the_store_unchanged() {
     let mut s = replay_store();
     let r = rec(v4(1, 1, 1, 1), 1, v4(2, 2, 2, 2), 2, T0, T0, 1, 0);
