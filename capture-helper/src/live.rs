@@ -48,8 +48,8 @@ impl RingConfig {
     pub const DEFAULT_BLOCK_NR: u32 = 4;
     /// 2048-byte nominal frames (a full 1514-byte frame plus headers).
     pub const DEFAULT_FRAME_SIZE: u32 = 2048;
-    /// 250 ms, half the default export interval (see [`RingConfig::retire_ms_for`]).
-    pub const DEFAULT_RETIRE_MS: u32 = 250;
+    /// 250 ms: the retire timeout of the default export interval (500 ms).
+    pub const DEFAULT_RETIRE_MS: u32 = Self::retire_ms_for(crate::run::DEFAULT_EXPORT_INTERVAL_MS);
 
     /// The retire timeout that goes with an export interval: half of it (1..=1000 ms). A
     /// frame of a quiet link then reaches the server within 1.5 intervals (the dashboard's
@@ -58,8 +58,16 @@ impl RingConfig {
     /// microseconds of CPU on a VM) and wastes the rest of its block: at 50 kfps, 50 ms
     /// retired ~3 blocks/s more than the 2/s that fill, and cost ~3 ns of CPU per frame.
     #[must_use]
-    pub fn retire_ms_for(export_interval_ms: u64) -> u32 {
-        u32::try_from((export_interval_ms / 2).clamp(1, 1000)).unwrap_or(1000)
+    pub const fn retire_ms_for(export_interval_ms: u64) -> u32 {
+        let half = export_interval_ms / 2;
+        if half < 1 {
+            1
+        } else if half > 1000 {
+            1000
+        } else {
+            // In 1..=1000 here: the cast cannot truncate.
+            half as u32
+        }
     }
 
     /// The `tpacket_req3` for this geometry.

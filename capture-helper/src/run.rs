@@ -44,6 +44,10 @@ pub const EXIT_NO_CAPABILITY: u8 = 4;
 /// a compromised helper cannot inject frames).
 pub const FORBIDDEN_SYSCALL_ENV: &str = "NETWATCH_TEST_FORBIDDEN_SYSCALL";
 
+/// Default export interval, ms: one `FlowBatch` every half second keeps the dashboard's
+/// updates sub-second.
+pub const DEFAULT_EXPORT_INTERVAL_MS: u64 = 500;
+
 /// Live-capture flags (flattened into the command line by `cli`).
 #[derive(Debug, Clone, PartialEq, Eq, clap::Args)]
 pub struct LiveFlags {
@@ -71,7 +75,7 @@ pub struct LiveFlags {
     #[arg(long, value_name = "MS")]
     pub ring_retire_ms: Option<u32>,
     /// Export interval in ms (one FlowBatch per interval).
-    #[arg(long, value_name = "MS", default_value_t = 500)]
+    #[arg(long, value_name = "MS", default_value_t = DEFAULT_EXPORT_INTERVAL_MS)]
     pub export_interval: u64,
     /// Unprivileged user to switch to when started as root (name or uid). Required as root.
     #[arg(long, value_name = "USER")]
@@ -95,7 +99,7 @@ impl Default for LiveFlags {
             ring_blocks: RingConfig::DEFAULT_BLOCK_NR,
             ring_frame_size: RingConfig::DEFAULT_FRAME_SIZE,
             ring_retire_ms: None,
-            export_interval: 500,
+            export_interval: DEFAULT_EXPORT_INTERVAL_MS,
             user: None,
             no_seccomp: false,
             instance_backlog: 240,
@@ -680,6 +684,7 @@ mod tests {
         assert_eq!(f.export_interval, 500);
         // The retire timeout follows the export interval unless given.
         assert_eq!(f.ring().retire_ms, RingConfig::DEFAULT_RETIRE_MS);
+        assert_eq!(RingConfig::DEFAULT_RETIRE_MS, 250);
         let fast = LiveFlags {
             export_interval: 100,
             ..LiveFlags::default()

@@ -112,15 +112,6 @@ pub struct DirCounters {
     pub tcp_flags: u8,
 }
 
-impl DirCounters {
-    /// Adds another set of counters to this one (saturating).
-    pub fn merge(&mut self, other: &DirCounters) {
-        self.packets = self.packets.saturating_add(other.packets);
-        self.bytes = self.bytes.saturating_add(other.bytes);
-        self.tcp_flags |= other.tcp_flags;
-    }
-}
-
 /// Why a flow ended in the helper's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum EndReason {
