@@ -9,12 +9,16 @@
 //!                                               server ──► Ack(seq) drops backlog ≤ seq
 //! ```
 //!
-//! The socket is non-blocking: a write that cannot progress waits in `poll` for at most
-//! [`ExporterConfig::io_timeout`], then the connection is dropped (a half-written frame
-//! cannot be resumed) and everything unacknowledged is resent after the next connect, which
-//! the server de-duplicates by (instance, sequence). Reads of Acks never wait. So
-//! [`Exporter::submit`] never stalls the caller for more than about one `io_timeout`.
-//! Syscalls used after setup: socket/connect, write, read, poll, close (seccomp-friendly).
+//! The socket is non-blocking and [`Exporter::pump`] never waits on it: it writes what the
+//! socket takes and resumes a half-written frame at the next pump, so a slow or stalled
+//! server never stalls the caller (live capture exports from its capture thread, which must
+//! keep emptying the ring). Reads of Acks never wait either. A server that takes nothing
+//! while the backlog overflows loses its connection (a half-written frame cannot be
+//! dropped from the stream); a lost connection is reopened with backoff and everything
+//! unacknowledged is resent, which the server de-duplicates by (instance, sequence). Only
+//! connecting (Hello), [`Exporter::wait_acked`] and [`Exporter::close`] wait, each for a
+//! bounded time. Syscalls used after setup: socket/connect, write, read, poll, close
+//! (seccomp-friendly).
 
 use netwatch_protocol::{
     codec, Bye, CaptureStats, CodecError, FlowBatch, FlowRecord, Hello, Message, SourceKind, MAGIC,
@@ -54,7 +58,7 @@ pub struct ExporterConfig {
     pub backoff_min: Duration,
     /// Longest reconnect delay.
     pub backoff_max: Duration,
-    /// Longest wait for the socket to accept a write.
+    /// Longest wait for the socket to accept the Hello and the Bye.
     pub io_timeout: Duration,
 }
 
@@ -116,6 +120,8 @@ pub struct Exporter {
     backlog: VecDeque<Pending>,
     /// Number of backlog entries (from the front) written on the current connection.
     written: usize,
+    /// Bytes of `backlog[written]` already written (a frame the socket took in part).
+    partial: usize,
     next_seq: u64,
     counters: ExporterCounters,
     next_attempt: Instant,
@@ -160,6 +166,7 @@ impl Exporter {
             rbuf: Vec::new(),
             backlog: VecDeque::new(),
             written: 0,
+            partial: 0,
             next_seq: 1,
             counters: ExporterCounters::default(),
             next_attempt: Instant::now(),
@@ -244,6 +251,11 @@ impl Exporter {
                 }
             }
             while self.backlog.len() > self.cfg.backlog_batches.max(1) {
+                if self.written == 0 && self.partial > 0 {
+                    // The oldest batch is half-written to a server that reads nothing: the
+                    // connection cannot carry on without it, so it goes (and is reopened).
+                    self.drop_conn("the server reads nothing and the backlog is full");
+                }
                 if let Some(p) = self.backlog.pop_front() {
                     self.counters.dropped_batches += 1;
                     self.counters.dropped_records += p.records;
@@ -254,8 +266,8 @@ impl Exporter {
         self.pump();
     }
 
-    /// Connects when due, reads Acks, writes what is unsent. Never waits longer than about
-    /// one `io_timeout`.
+    /// Connects when due, reads Acks, writes what the socket takes of what is unsent. Waits
+    /// only while connecting (the Hello, at most `io_timeout`).
     pub fn pump(&mut self) {
         if self.conn.is_none() && Instant::now() >= self.next_attempt {
             self.connect();
@@ -272,12 +284,33 @@ impl Exporter {
                 return;
             };
             let frame = &self.backlog[self.written].frame;
-            if let Err(e) = write_all_timeout(conn, frame, self.cfg.io_timeout) {
-                self.drop_conn(&format!("writing a batch: {e}"));
-                return;
+            match conn.write(&frame[self.partial..]) {
+                Ok(0) => {
+                    self.drop_conn("writing a batch: socket closed");
+                    return;
+                }
+                Ok(n) => {
+                    self.partial += n;
+                    if self.partial == frame.len() {
+                        self.written += 1;
+                        self.partial = 0;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // The socket is full: the rest goes at the next pump.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    self.drop_conn(&format!("writing a batch: {e}"));
+                    return;
+                }
             }
-            self.written += 1;
         }
+    }
+
+    /// Whether some submitted batch is not (completely) written to the server yet.
+    #[must_use]
+    pub fn has_unsent(&self) -> bool {
+        self.written < self.backlog.len()
     }
 
     fn connect(&mut self) {
@@ -303,6 +336,7 @@ impl Exporter {
                 self.conn = Some(s);
                 self.rbuf.clear();
                 self.written = 0;
+                self.partial = 0;
             }
             Err(e) => self.fail(&format!("connecting to {}: {e}", self.cfg.socket.display())),
         }
@@ -322,6 +356,7 @@ impl Exporter {
     fn drop_conn(&mut self, why: &str) {
         self.conn = None;
         self.written = 0;
+        self.partial = 0;
         self.rbuf.clear();
         self.fail(why);
     }
@@ -388,9 +423,11 @@ impl Exporter {
     fn acked(&mut self, seq: u64) {
         self.counters.acked_seq = self.counters.acked_seq.max(seq);
         self.backoff = self.cfg.backoff_min;
-        while self.backlog.front().is_some_and(|p| p.seq <= seq) {
+        // Only batches written in full can have been read: an Ack beyond them (a confused
+        // server) must not drop a batch the stream still owes, half-written or not.
+        while self.written > 0 && self.backlog.front().is_some_and(|p| p.seq <= seq) {
             self.backlog.pop_front();
-            self.written = self.written.saturating_sub(1);
+            self.written -= 1;
         }
     }
 
@@ -410,7 +447,11 @@ impl Exporter {
             let wait = (deadline - now).min(Duration::from_millis(50));
             match self.conn.as_ref() {
                 Some(c) => {
-                    let mut fds = [PollFd::new(c.as_fd(), PollFlags::POLLIN)];
+                    let mut events = PollFlags::POLLIN;
+                    if self.written < self.backlog.len() {
+                        events |= PollFlags::POLLOUT;
+                    }
+                    let mut fds = [PollFd::new(c.as_fd(), events)];
                     let ms = u16::try_from(wait.as_millis()).unwrap_or(50);
                     let _ = nix::poll::poll(&mut fds, PollTimeout::from(ms));
                 }
@@ -588,6 +629,113 @@ mod tests {
         assert!(e.close(Duration::from_secs(5)));
         assert!(matches!(read_msg(&mut c2, &mut buf), Message::Bye(_)));
         assert_eq!(e.counters().acked_seq, 3);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// ~260 KB encoded: more than one socket buffer's worth, so the socket takes it in parts.
+    fn big_batch(base: u16) -> Vec<FlowRecord> {
+        (0..10_000).map(|i| rec(base.wrapping_add(i))).collect()
+    }
+
+    /// Reads `n` FlowBatches (after the Hello) and returns their sequence numbers.
+    fn read_batches(c: &mut UnixStream, n: usize) -> Vec<u64> {
+        let mut buf = Vec::new();
+        assert!(matches!(read_msg(c, &mut buf), Message::Hello(_)));
+        (0..n)
+            .map(|_| match read_msg(c, &mut buf) {
+                Message::FlowBatch(b) => {
+                    assert_eq!(b.records.len(), 10_000);
+                    b.seq
+                }
+                m => panic!("{m:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_server_that_does_not_read_never_blocks_submit_and_gets_whole_frames_later() {
+        let dir = std::env::temp_dir().join(format!("nw-export-{}-c", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind");
+        let mut e = Exporter::new(cfg(path.clone(), 100));
+        // Twelve batches are many times what the socket buffers.
+        for i in 0..12 {
+            e.submit(big_batch(i), CaptureStats::default(), 0, 1);
+        }
+        // Every submit returned with the rest still queued (nothing waits for the server).
+        assert!(e.is_connected());
+        assert!(e.has_unsent());
+        let (mut c, _) = listener.accept().expect("accept");
+        let reader = std::thread::spawn(move || read_batches(&mut c, 12));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while e.has_unsent() && Instant::now() < deadline {
+            e.pump();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // Resumed half-written frames arrive whole and in order.
+        assert_eq!(
+            reader.join().expect("reader"),
+            (1..=12).collect::<Vec<u64>>()
+        );
+        assert_eq!(e.counters().connection_failures, 0);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_full_backlog_behind_a_half_written_frame_drops_the_connection_not_the_framing() {
+        let dir = std::env::temp_dir().join(format!("nw-export-{}-d", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind");
+        // A backoff long enough that no reconnect happens while the batches are submitted.
+        let mut c = cfg(path.clone(), 2);
+        c.backoff_min = Duration::from_millis(300);
+        let mut e = Exporter::new(c);
+        e.submit(big_batch(0), CaptureStats::default(), 0, 1);
+        let (mut c1, _) = listener.accept().expect("accept");
+        for i in 1..6 {
+            e.submit(big_batch(i), CaptureStats::default(), 0, 1);
+        }
+        assert!(e.counters().connection_failures >= 1);
+        let mut s = CaptureStats::default();
+        e.fill_stats(&mut s);
+        assert_eq!((s.backlog_dropped_batches, e.unacked()), (4, 2));
+        // The first connection carried the Hello, whole batches, then a cut one and EOF: the
+        // server discards the cut frame, and nothing after it was interleaved.
+        let mut bytes = Vec::new();
+        c1.read_to_end(&mut bytes).expect("read to eof");
+        let mut rest = &bytes[..];
+        let mut whole = 0;
+        while let Ok((m, used)) = codec::decode(rest) {
+            assert!(matches!(m, Message::Hello(_) | Message::FlowBatch(_)));
+            whole += 1;
+            rest = &rest[used..];
+        }
+        assert!(
+            whole >= 1 && !rest.is_empty(),
+            "{whole} messages, {} bytes left",
+            rest.len()
+        );
+        assert!(matches!(
+            codec::decode(rest),
+            Err(CodecError::Incomplete { .. })
+        ));
+        // Reconnected, it resends the two batches it kept, whole.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !e.is_connected() && Instant::now() < deadline {
+            e.pump();
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let (mut c2, _) = listener.accept().expect("accept 2");
+        let reader = std::thread::spawn(move || read_batches(&mut c2, 2));
+        while e.has_unsent() && Instant::now() < deadline {
+            e.pump();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(reader.join().expect("reader"), vec![5, 6]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

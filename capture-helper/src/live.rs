@@ -48,25 +48,26 @@ impl RingConfig {
     pub const DEFAULT_BLOCK_NR: u32 = 4;
     /// 2048-byte nominal frames (a full 1514-byte frame plus headers).
     pub const DEFAULT_FRAME_SIZE: u32 = 2048;
-    /// 250 ms: the retire timeout of the default export interval (500 ms).
+    /// 500 ms: the retire timeout of the default export interval (500 ms).
     pub const DEFAULT_RETIRE_MS: u32 = Self::retire_ms_for(crate::run::DEFAULT_EXPORT_INTERVAL_MS);
 
-    /// The retire timeout that goes with an export interval: half of it (1..=1000 ms). A
-    /// frame of a quiet link then reaches the server within 1.5 intervals (the dashboard's
-    /// updates stay sub-second at the default 500 ms), while a busy link's blocks fill
-    /// before they time out. Every early retirement wakes the helper (tens of
-    /// microseconds of CPU on a VM) and wastes the rest of its block: at 50 kfps, 50 ms
-    /// retired ~3 blocks/s more than the 2/s that fill, and cost ~3 ns of CPU per frame.
+    /// The retire timeout that goes with an export interval: the interval itself
+    /// (1..=1000 ms). A block that is not full then retires once per interval, and the
+    /// capture loop exports on that same wake-up (it may export up to a quarter interval
+    /// early, see `run`): a link that fills less than a block per interval wakes the helper
+    /// about once per interval, not once per block plus once per export. Every wake-up
+    /// costs tens of microseconds of CPU on a VM (40 us for a bare `poll` timeout here). A
+    /// frame still reaches the server within 1.5 intervals (the dashboard's updates stay
+    /// sub-second at the default 500 ms); a busy link's blocks fill before they time out.
     #[must_use]
     pub const fn retire_ms_for(export_interval_ms: u64) -> u32 {
-        let half = export_interval_ms / 2;
-        if half < 1 {
+        if export_interval_ms < 1 {
             1
-        } else if half > 1000 {
+        } else if export_interval_ms > 1000 {
             1000
         } else {
             // In 1..=1000 here: the cast cannot truncate.
-            half as u32
+            export_interval_ms as u32
         }
     }
 

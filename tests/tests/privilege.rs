@@ -18,6 +18,17 @@ fn status_field(status: &str, name: &str) -> String {
 
 #[test]
 fn running_helper_holds_no_capability_and_is_confined_needs_root() {
+    // One capture thread (the default): it captures and exports itself.
+    check_confined(&[], 1);
+}
+
+#[test]
+fn running_helper_with_capture_threads_is_confined_on_every_thread_needs_root() {
+    // The export loop on the main thread and two capture threads.
+    check_confined(&["--threads", "2"], 3);
+}
+
+fn check_confined(args: &[&str], expect_threads: usize) {
     if skip_unless_root() {
         return;
     }
@@ -25,13 +36,7 @@ fn running_helper_holds_no_capability_and_is_confined_needs_root() {
     let dir = TempDir::world_writable("live");
     let pair = VethPair::new();
     let server = Server::start(&dir, None);
-    let mut helper = start_helper(
-        &pair,
-        &server.socket,
-        &dir.join("helper.log"),
-        &["--threads", "2"],
-        &[],
-    );
+    let mut helper = start_helper(&pair, &server.socket, &dir.join("helper.log"), args, &[]);
     server.wait_helper(&pair.va, None);
     let pid = helper.pid();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
@@ -50,7 +55,7 @@ fn running_helper_holds_no_capability_and_is_confined_needs_root() {
         status_field(&status, "Groups").is_empty(),
         "supplementary groups kept"
     );
-    // Every thread (the export loop and both capture threads) is under the filter.
+    // Every thread is under the filter.
     let mut threads = 0;
     for t in std::fs::read_dir(format!("/proc/{pid}/task")).expect("tasks") {
         let st =
@@ -63,10 +68,7 @@ fn running_helper_holds_no_capability_and_is_confined_needs_root() {
         assert_eq!(status_field(&st, "CapEff"), "0000000000000000");
         threads += 1;
     }
-    assert!(
-        threads >= 3,
-        "expected the export thread and 2 capture threads, saw {threads}"
-    );
+    assert_eq!(threads, expect_threads, "threads of the helper {args:?}");
     let st = helper.term();
     assert!(st.success(), "helper exit {st:?}");
 }
