@@ -423,11 +423,14 @@ impl Exporter {
     fn acked(&mut self, seq: u64) {
         self.counters.acked_seq = self.counters.acked_seq.max(seq);
         self.backoff = self.cfg.backoff_min;
-        // Only batches written in full can have been read: an Ack beyond them (a confused
-        // server) must not drop a batch the stream still owes, half-written or not.
-        while self.written > 0 && self.backlog.front().is_some_and(|p| p.seq <= seq) {
+        while self.backlog.front().is_some_and(|p| p.seq <= seq) {
+            // The server may know a batch from an earlier connection (its Ack after Hello),
+            // but a half-written one stays until its last byte is out: the stream owes it.
+            if self.written == 0 && self.partial > 0 {
+                break;
+            }
             self.backlog.pop_front();
-            self.written -= 1;
+            self.written = self.written.saturating_sub(1);
         }
     }
 
@@ -736,6 +739,48 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         assert_eq!(reader.join().expect("reader"), vec![5, 6]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_ack_covering_a_half_written_batch_keeps_it_until_it_is_out() {
+        let dir = std::env::temp_dir().join(format!("nw-export-{}-e", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind");
+        let mut e = Exporter::new(cfg(path.clone(), 100));
+        let instance = e.instance();
+        for i in 0..12 {
+            e.submit(big_batch(i), CaptureStats::default(), 0, 1);
+        }
+        assert!(e.has_unsent());
+        // The server claims every batch (as after a reconnect, from an earlier connection)
+        // while one is half-written: that one is finished, not dropped mid-stream.
+        let (mut c, _) = listener.accept().expect("accept");
+        c.write_all(&codec::encode(&Message::Ack(Ack { instance, seq: 12 })).expect("enc"))
+            .expect("ack");
+        let reader = std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            c.read_to_end(&mut bytes).expect("read to eof");
+            bytes
+        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while e.has_unsent() && Instant::now() < deadline {
+            e.pump();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(e);
+        let bytes = reader.join().expect("reader");
+        let (mut rest, mut seqs) = (&bytes[..], Vec::new());
+        while let Ok((m, used)) = codec::decode(rest) {
+            if let Message::FlowBatch(b) = m {
+                seqs.push(b.seq);
+            }
+            rest = &rest[used..];
+        }
+        assert!(rest.is_empty(), "{} bytes of a cut frame", rest.len());
+        assert_eq!(seqs, (1..=12).collect::<Vec<u64>>());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
