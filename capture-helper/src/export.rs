@@ -279,7 +279,7 @@ impl Exporter {
             self.drop_conn(&format!("reading acks: {e}"));
             return;
         }
-        while self.written < self.backlog.len() {
+        while self.has_unsent() {
             let Some(conn) = self.conn.as_mut() else {
                 return;
             };
@@ -451,7 +451,7 @@ impl Exporter {
             match self.conn.as_ref() {
                 Some(c) => {
                     let mut events = PollFlags::POLLIN;
-                    if self.written < self.backlog.len() {
+                    if self.has_unsent() {
                         events |= PollFlags::POLLOUT;
                     }
                     let mut fds = [PollFd::new(c.as_fd(), events)];
@@ -583,11 +583,7 @@ mod tests {
 
     #[test]
     fn resends_unacked_batches_after_reconnect_and_ends_with_bye() {
-        let dir = std::env::temp_dir().join(format!("nw-export-{}-b", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join("s.sock");
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).expect("bind");
+        let (dir, path, listener) = listen("b");
         let mut e = Exporter::new(cfg(path.clone(), 100));
         let instance = e.instance();
         e.submit(vec![rec(1)], CaptureStats::default(), 0, 1);
@@ -640,6 +636,35 @@ mod tests {
         (0..10_000).map(|i| rec(base.wrapping_add(i))).collect()
     }
 
+    /// A fresh directory `nw-export-<pid>-<tag>` with a listening server socket in it.
+    fn listen(tag: &str) -> (PathBuf, PathBuf, UnixListener) {
+        let dir = std::env::temp_dir().join(format!("nw-export-{}-{tag}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let path = dir.join("s.sock");
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).expect("bind");
+        (dir, path, listener)
+    }
+
+    /// Pumps until every submitted batch is written (at most 10 s).
+    fn pump_until_sent(e: &mut Exporter) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while e.has_unsent() && Instant::now() < deadline {
+            e.pump();
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// The whole messages at the start of `bytes`, and what is left after them.
+    fn whole_messages(mut bytes: &[u8]) -> (Vec<Message>, &[u8]) {
+        let mut msgs = Vec::new();
+        while let Ok((m, used)) = codec::decode(bytes) {
+            msgs.push(m);
+            bytes = &bytes[used..];
+        }
+        (msgs, bytes)
+    }
+
     /// Reads `n` FlowBatches (after the Hello) and returns their sequence numbers.
     fn read_batches(c: &mut UnixStream, n: usize) -> Vec<u64> {
         let mut buf = Vec::new();
@@ -657,11 +682,7 @@ mod tests {
 
     #[test]
     fn a_server_that_does_not_read_never_blocks_submit_and_gets_whole_frames_later() {
-        let dir = std::env::temp_dir().join(format!("nw-export-{}-c", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join("s.sock");
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).expect("bind");
+        let (dir, path, listener) = listen("c");
         let mut e = Exporter::new(cfg(path.clone(), 100));
         // Twelve batches are many times what the socket buffers.
         for i in 0..12 {
@@ -672,11 +693,7 @@ mod tests {
         assert!(e.has_unsent());
         let (mut c, _) = listener.accept().expect("accept");
         let reader = std::thread::spawn(move || read_batches(&mut c, 12));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while e.has_unsent() && Instant::now() < deadline {
-            e.pump();
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        pump_until_sent(&mut e);
         // Resumed half-written frames arrive whole and in order.
         assert_eq!(
             reader.join().expect("reader"),
@@ -688,11 +705,7 @@ mod tests {
 
     #[test]
     fn a_full_backlog_behind_a_half_written_frame_drops_the_connection_not_the_framing() {
-        let dir = std::env::temp_dir().join(format!("nw-export-{}-d", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join("s.sock");
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).expect("bind");
+        let (dir, path, listener) = listen("d");
         // A backoff long enough that no reconnect happens while the batches are submitted.
         let mut c = cfg(path.clone(), 2);
         c.backoff_min = Duration::from_millis(300);
@@ -710,13 +723,11 @@ mod tests {
         // server discards the cut frame, and nothing after it was interleaved.
         let mut bytes = Vec::new();
         c1.read_to_end(&mut bytes).expect("read to eof");
-        let mut rest = &bytes[..];
-        let mut whole = 0;
-        while let Ok((m, used)) = codec::decode(rest) {
-            assert!(matches!(m, Message::Hello(_) | Message::FlowBatch(_)));
-            whole += 1;
-            rest = &rest[used..];
-        }
+        let (msgs, rest) = whole_messages(&bytes);
+        assert!(msgs
+            .iter()
+            .all(|m| matches!(m, Message::Hello(_) | Message::FlowBatch(_))));
+        let whole = msgs.len();
         assert!(
             whole >= 1 && !rest.is_empty(),
             "{whole} messages, {} bytes left",
@@ -734,21 +745,14 @@ mod tests {
         }
         let (mut c2, _) = listener.accept().expect("accept 2");
         let reader = std::thread::spawn(move || read_batches(&mut c2, 2));
-        while e.has_unsent() && Instant::now() < deadline {
-            e.pump();
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        pump_until_sent(&mut e);
         assert_eq!(reader.join().expect("reader"), vec![5, 6]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn an_ack_covering_a_half_written_batch_keeps_it_until_it_is_out() {
-        let dir = std::env::temp_dir().join(format!("nw-export-{}-e", std::process::id()));
-        let _ = std::fs::create_dir_all(&dir);
-        let path = dir.join("s.sock");
-        let _ = std::fs::remove_file(&path);
-        let listener = UnixListener::bind(&path).expect("bind");
+        let (dir, path, listener) = listen("e");
         let mut e = Exporter::new(cfg(path.clone(), 100));
         let instance = e.instance();
         for i in 0..12 {
@@ -765,20 +769,17 @@ mod tests {
             c.read_to_end(&mut bytes).expect("read to eof");
             bytes
         });
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while e.has_unsent() && Instant::now() < deadline {
-            e.pump();
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        pump_until_sent(&mut e);
         drop(e);
         let bytes = reader.join().expect("reader");
-        let (mut rest, mut seqs) = (&bytes[..], Vec::new());
-        while let Ok((m, used)) = codec::decode(rest) {
-            if let Message::FlowBatch(b) = m {
-                seqs.push(b.seq);
-            }
-            rest = &rest[used..];
-        }
+        let (msgs, rest) = whole_messages(&bytes);
+        let seqs: Vec<u64> = msgs
+            .iter()
+            .filter_map(|m| match m {
+                Message::FlowBatch(b) => Some(b.seq),
+                _ => None,
+            })
+            .collect();
         assert!(rest.is_empty(), "{} bytes of a cut frame", rest.len());
         assert_eq!(seqs, (1..=12).collect::<Vec<u64>>());
         let _ = std::fs::remove_dir_all(&dir);
