@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 /// Time a new connection has to send `Hello`.
@@ -113,15 +114,19 @@ pub fn bind(path: &Path, mode: u32) -> Result<UnixListener, BindError> {
     Ok(listener)
 }
 
-/// Accepts helpers until shutdown.
+/// Accepts helpers until shutdown, then waits for every connection to say `Bye` and end.
 pub async fn run(listener: UnixListener, state: AppState) {
     let mut shutdown = Shutdown::new(state.shutdown.subscribe());
     let permits = Arc::new(Semaphore::new(state.config.max_helpers));
     let mut backoff = Duration::from_millis(100);
+    // The connection tasks, so that shutdown waits for each to say `Bye`: a task the runtime
+    // drops mid-way would close its helper's socket without one.
+    let mut conns = JoinSet::new();
     loop {
         let accepted = tokio::select! {
             r = listener.accept() => r,
-            () = shutdown.recv() => return,
+            Some(_) = conns.join_next(), if !conns.is_empty() => continue,
+            () = shutdown.recv() => break,
         };
         let stream = match accepted {
             Ok((s, _)) => {
@@ -159,7 +164,10 @@ pub async fn run(listener: UnixListener, state: AppState) {
         };
         bump(&state.ingest.connections);
         let st = state.clone();
-        tokio::spawn(async move {
+        // Subscribed here, not in the task: a shutdown sent before the task first runs
+        // must still reach it.
+        let sd = Shutdown::new(st.shutdown.subscribe());
+        conns.spawn(async move {
             let mut conn = Connection {
                 stream,
                 state: st.clone(),
@@ -169,7 +177,6 @@ pub async fn run(listener: UnixListener, state: AppState) {
                 instance: None,
                 bye: false,
             };
-            let sd = Shutdown::new(st.shutdown.subscribe());
             if let Err(e) = conn.serve(sd).await {
                 bump(&st.ingest.dropped_connections);
                 warn!(uid, pid, instance = ?conn.instance.map(|i| format!("{i:016x}")), "ingest: dropped helper connection: {e}");
@@ -182,6 +189,8 @@ pub async fn run(listener: UnixListener, state: AppState) {
             drop(permit);
         });
     }
+    // Each connection answers the broadcast with `Bye` (bounded by WRITE_TIMEOUT).
+    while conns.join_next().await.is_some() {}
 }
 
 /// Why a connection was dropped.
