@@ -11,26 +11,34 @@ use std::time::{Duration, Instant};
 #[test]
 fn sigterm_says_bye_to_helpers_removes_the_socket_and_exits_0() {
     let mut s = Server::start(&[]);
-    let mut h = RawHelper::connect(&s.socket, 77);
-    h.hello();
+    // Several helpers, so that the server stops while many connection tasks are live: each
+    // must still get its Bye (the runtime once dropped them before they wrote it).
+    let mut helpers: Vec<RawHelper> = (0..4)
+        .map(|i| RawHelper::connect(&s.socket, 77 + i))
+        .collect();
+    for h in &mut helpers {
+        h.hello();
+    }
     let pid = s.child.id().to_string();
     let st = std::process::Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .expect("kill");
     assert!(st.success());
-    // The helper gets Bye, then EOF.
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 1024];
-    let bye = loop {
-        if let Ok((m, _)) = codec::decode(&buf) {
-            break m;
-        }
-        let n = h.stream.read(&mut chunk).expect("read");
-        assert!(n > 0, "closed without Bye");
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    assert!(matches!(bye, Message::Bye(_)), "{bye:?}");
+    // Every helper gets Bye, then EOF.
+    for h in &mut helpers {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        let bye = loop {
+            if let Ok((m, _)) = codec::decode(&buf) {
+                break m;
+            }
+            let n = h.stream.read(&mut chunk).expect("read");
+            assert!(n > 0, "helper {:x} closed without Bye", h.instance);
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        assert!(matches!(bye, Message::Bye(_)), "{bye:?}");
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(st) = s.child.try_wait().expect("wait") {
