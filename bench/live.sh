@@ -14,6 +14,10 @@
 # BENCH_HELPER_ARGS adds flags to the helper's command line (e.g. ring geometry).
 # BENCH_PERF=DIR also records the helper with `perf record -g` per step (DIR/perf-RATE.data).
 # BENCH_HELPER_BIN runs another helper binary (e.g. an older build, to compare).
+# BENCH_REPEAT=N runs the whole list of rates N times (alternating rates, so slow drifts of
+# the machine's load spread over all of them) and ends with the median, min and max of each
+# capturer's ns per frame and of the helper/tcpdump ratio per rate: the figures to quote on
+# a noisy 2-core machine.
 # No traffic leaves the namespaces. Usage: bench/live.sh [SECONDS_PER_STEP] [RATES...]
 #   RATES in pps; "max" = trafgen unthrottled. Default: 5 s at 50000 100000 200000 max.
 set -euo pipefail
@@ -68,8 +72,10 @@ cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s+=$1} END{printf
 rss_kib() { awk '/VmRSS/{print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 txcount() { ip netns exec "$NSG" cat /sys/class/net/"$VG"/statistics/tx_packets; }
 
+REPEAT=${BENCH_REPEAT:-1}
 printf '%-9s %-9s | %-34s | %-34s | %-34s | %-10s | %s\n' "rate" "sent" \
   "netwatch: recv drops ns/fr %/100k" "tcpdump: recv drops ns/fr %/100k" "netsniff-ng: recv drops ns/fr %/100k" "nw/tcpdump" "helper RSS"
+for _rep in $(seq "$REPEAT"); do
 for rate in "${RATES[@]}"; do
   # Fresh capturers per step, so each reports its own totals at exit.
   NETWATCH_LOG=info ip netns exec "$NSC" "$HELPER" --interface "$VC" --connect "$DIR/capture.sock" --user nobody ${BENCH_HELPER_ARGS:-} \
@@ -109,11 +115,12 @@ for rate in "${RATES[@]}"; do
   [ -n "${BENCH_DEBUG:-}" ] && { tail -2 "$DIR/helper.log"; cat "$DIR/tcpdump.log"; tr "\r" "\n" <"$DIR/nsng.log" | grep -v "Cannot set"; }
   # The helper and tcpdump also count the few frames before/after trafgen (none here: IPv6
   # off, no other traffic in the namespaces).
-  python3 - "$rate" "$sent" "$SECS" "${hrecv:-0}" "${hdrop:-0}" $((h1 - h0)) "${trecv:-0}" "${tdrop:-0}" \
+  python3 - "$DIR/steps" "$rate" "$sent" "$SECS" "${hrecv:-0}" "${hdrop:-0}" $((h1 - h0)) "${trecv:-0}" "${tdrop:-0}" \
     $((t1 - t0)) "${nrecv:-0}" "${ndrop:-0}" $((n1 - n0)) "${rss:-0}" <<'PY'
 import sys
-rate, sent, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-v = sys.argv[4:]
+steps = sys.argv[1]
+rate, sent, secs = sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+v = sys.argv[5:]
 def col(recv, drop, ns):
     per = int(ns) / sent if sent else 0.0           # CPU ns per frame sent
     # % of one core per 100 kpps: 100,000 frames/s x ns/frame / 1e9 ns/s x 100 %
@@ -121,5 +128,32 @@ def col(recv, drop, ns):
 # The issue-5 target: helper CPU per frame at most half of tcpdump's (ratio <= 0.50).
 ratio = f"{int(v[2]) / int(v[5]):.2f}" if int(v[5]) else "-"
 print(f"{rate:<9} {sent:<9} | {col(v[0], v[1], v[2])}  | {col(v[3], v[4], v[5])}  | {col(v[6], v[7], v[8])}  | {ratio:<10} | {int(v[9])/1024:.1f} MiB")
+if sent:
+    with open(steps, "a") as f:   # one line per step for the BENCH_REPEAT summary
+        f.write(f"{rate} {int(v[2]) / sent} {int(v[5]) / sent} {int(v[8]) / sent} "
+                f"{int(v[1]) + int(v[4]) + int(v[7])}\n")
 PY
 done
+done
+if [ "$REPEAT" -gt 1 ] && [ -s "$DIR/steps" ]; then
+  python3 - "$DIR/steps" "$REPEAT" <<'PY'
+import statistics, sys
+rows, order = {}, []
+for line in open(sys.argv[1]):
+    rate, h, t, n, drops = line.split()
+    if rate not in rows:
+        rows[rate] = []
+        order.append(rate)
+    rows[rate].append((float(h), float(t), float(n), int(drops)))
+def mmm(xs, fmt):
+    return f"{fmt.format(statistics.median(xs))} ({fmt.format(min(xs))}-{fmt.format(max(xs))})"
+print(f"\nmedians of {sys.argv[2]} runs, (min-max); ns per frame sent; ratio = helper/tcpdump per run")
+print(f"{'rate':<9} | {'netwatch':<18} | {'tcpdump':<18} | {'netsniff-ng':<18} | {'nw/tcpdump':<18} | drops")
+for rate in order:
+    r = rows[rate]
+    h, t, n = [x[0] for x in r], [x[1] for x in r], [x[2] for x in r]
+    ratios = [a / b for a, b in zip(h, t) if b]
+    print(f"{rate:<9} | {mmm(h, '{:.1f}'):<18} | {mmm(t, '{:.1f}'):<18} | {mmm(n, '{:.1f}'):<18} | "
+          f"{mmm(ratios, '{:.2f}') if ratios else '-':<18} | {sum(x[3] for x in r)}")
+PY
+fi
