@@ -4,8 +4,7 @@
 mod api_support;
 
 use api_support::{all_flows, fixture, oracle, RawHelper, Server};
-use netwatch_protocol::{codec, Message};
-use std::io::Read;
+use netwatch_protocol::Message;
 use std::time::{Duration, Instant};
 
 #[test]
@@ -27,17 +26,10 @@ fn sigterm_says_bye_to_helpers_removes_the_socket_and_exits_0() {
     assert!(st.success());
     // Every helper gets Bye, then EOF.
     for h in &mut helpers {
-        let mut buf = Vec::new();
-        let mut chunk = [0u8; 1024];
-        let bye = loop {
-            if let Ok((m, _)) = codec::decode(&buf) {
-                break m;
-            }
-            let n = h.stream.read(&mut chunk).expect("read");
-            assert!(n > 0, "helper {:x} closed without Bye", h.instance);
-            buf.extend_from_slice(&chunk[..n]);
-        };
-        assert!(matches!(bye, Message::Bye(_)), "{bye:?}");
+        let instance = h.instance;
+        let bye = h.next_message();
+        assert!(bye.is_some(), "helper {instance:x} closed without Bye");
+        assert!(matches!(bye, Some(Message::Bye(_))), "{bye:?}");
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {

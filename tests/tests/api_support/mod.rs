@@ -327,20 +327,26 @@ impl RawHelper {
 
     /// Reads the next Ack and returns its sequence.
     pub fn ack(&mut self) -> u64 {
+        match self.next_message() {
+            Some(Message::Ack(a)) => a.seq,
+            Some(other) => panic!("expected Ack, got {other:?}"),
+            None => panic!("server closed the connection instead of acknowledging"),
+        }
+    }
+
+    /// The next message from the server (bytes already read first); `None` when the
+    /// server closed the connection before a whole one arrived.
+    pub fn next_message(&mut self) -> Option<Message> {
         loop {
             if let Ok((m, used)) = codec::decode(&self.buf) {
                 self.buf.drain(..used);
-                match m {
-                    Message::Ack(a) => return a.seq,
-                    other => panic!("expected Ack, got {other:?}"),
-                }
+                return Some(m);
             }
             let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).expect("read ack");
-            assert!(
-                n > 0,
-                "server closed the connection instead of acknowledging"
-            );
+            let n = self.stream.read(&mut chunk).expect("read from the server");
+            if n == 0 {
+                return None;
+            }
             self.buf.extend_from_slice(&chunk[..n]);
         }
     }
