@@ -606,11 +606,7 @@ mod tests {
         drop(c1);
         // The exporter notices on the next pump, reconnects and resends seq 2.
         e.submit(vec![rec(3)], CaptureStats::default(), 2, 3);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !e.is_connected() && Instant::now() < deadline {
-            e.pump();
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        pump_until_connected(&mut e, Duration::from_secs(5));
         let (mut c2, _) = listener.accept().expect("accept 2");
         let mut buf = Vec::new();
         assert!(matches!(read_msg(&mut c2, &mut buf), Message::Hello(h) if h.instance == instance));
@@ -644,6 +640,15 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).expect("bind");
         (dir, path, listener)
+    }
+
+    /// Pumps until the exporter is connected (at most `limit`).
+    fn pump_until_connected(e: &mut Exporter, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        while !e.is_connected() && Instant::now() < deadline {
+            e.pump();
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     /// Pumps until every submitted batch is written (at most 10 s).
@@ -738,11 +743,7 @@ mod tests {
             Err(CodecError::Incomplete { .. })
         ));
         // Reconnected, it resends the two batches it kept, whole.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !e.is_connected() && Instant::now() < deadline {
-            e.pump();
-            std::thread::sleep(Duration::from_millis(2));
-        }
+        pump_until_connected(&mut e, Duration::from_secs(10));
         let (mut c2, _) = listener.accept().expect("accept 2");
         let reader = std::thread::spawn(move || read_batches(&mut c2, 2));
         pump_until_sent(&mut e);
