@@ -251,7 +251,7 @@ impl Exporter {
                 }
             }
             while self.backlog.len() > self.cfg.backlog_batches.max(1) {
-                if self.written == 0 && self.partial > 0 {
+                if self.front_half_written() {
                     // The oldest batch is half-written to a server that reads nothing: the
                     // connection cannot carry on without it, so it goes (and is reopened).
                     self.drop_conn("the server reads nothing and the backlog is full");
@@ -305,6 +305,12 @@ impl Exporter {
                 }
             }
         }
+    }
+
+    /// Whether the oldest batch is partly written on this connection: the stream owes the
+    /// rest of it, so it can be neither dropped nor acknowledged away.
+    fn front_half_written(&self) -> bool {
+        self.written == 0 && self.partial > 0
     }
 
     /// Whether some submitted batch is not (completely) written to the server yet.
@@ -426,7 +432,7 @@ impl Exporter {
         while self.backlog.front().is_some_and(|p| p.seq <= seq) {
             // The server may know a batch from an earlier connection (its Ack after Hello),
             // but a half-written one stays until its last byte is out: the stream owes it.
-            if self.written == 0 && self.partial > 0 {
+            if self.front_half_written() {
                 break;
             }
             self.backlog.pop_front();
