@@ -137,9 +137,8 @@ pub struct Exporter {
 
 /// [`Exporter::submit`] reads the server's Acks only when this long has passed since it
 /// last did (`ExporterConfig::ack_read_every`), or when [`ACK_READ_BACKLOG`] batches wait
-/// for theirs: a `recv` on a socket the
-/// process has not touched for half a second costs 15-25 us of CPU on a VM (measured), and
-/// most would only hear "nothing yet" or one Ack. Acks only trim the backlog (what a
+/// for theirs: a `recv` on a socket the process has not touched for half a second costs
+/// 15-25 us of CPU on a VM (measured), and most would only hear "nothing yet" or one Ack. Acks only trim the backlog (what a
 /// reconnect resends; the server ignores sequence numbers it already has), so reading them
 /// later costs memory, never data. [`Exporter::pump`], [`Exporter::wait_acked`] and
 /// [`Exporter::close`] always read them.
@@ -713,6 +712,7 @@ mod tests {
         assert!(e.wait_acked(0, Duration::from_secs(5)));
         let _ = std::fs::remove_dir_all(&dir);
     }
+
     /// ~260 KB encoded: more than one socket buffer's worth, so the socket takes it in parts.
     fn big_batch(base: u16) -> Vec<FlowRecord> {
         (0..10_000).map(|i| rec(base.wrapping_add(i))).collect()

@@ -653,13 +653,13 @@ struct ExportStep<'a, S: BatchSink> {
 /// last export, cost 12-18 us of CPU per export on a VM (measured).
 const USAGE_EVERY_NS: u64 = 2_000_000_000;
 
-/// Whether an export at `now` takes a new CPU/RSS sample, the last one having been taken at
-/// `last` (None: never): the first export, the final one, and then every
-/// [`USAGE_EVERY_NS`].
+/// Whether an export at `now` (wall clock) takes a new CPU/RSS sample, the last one having
+/// been taken at `last` (None: never): the first export, the final one, every
+/// [`USAGE_EVERY_NS`], and after the clock stepped back (which restarts the period).
 fn usage_due(last: Option<u64>, now: u64, finishing: bool) -> bool {
     match last {
         None => true,
-        Some(at) => finishing || now.saturating_sub(at) >= USAGE_EVERY_NS,
+        Some(at) => finishing || now < at || now - at >= USAGE_EVERY_NS,
     }
 }
 
@@ -837,8 +837,9 @@ mod tests {
         assert!(usage_due(Some(t), t + USAGE_EVERY_NS, false));
         // The final batch carries a fresh sample, however recent the last one.
         assert!(usage_due(Some(t), t + 1, true));
-        // A clock that stepped back repeats the sample rather than underflowing.
-        assert!(!usage_due(Some(t), t - 1_000_000_000, false));
+        // A wall clock that stepped back (say by an hour) samples at once, rather than
+        // repeating an old sample until it has caught up.
+        assert!(usage_due(Some(t), t - 3_600_000_000_000, false));
     }
 
     #[test]
