@@ -635,8 +635,7 @@ mod tests {
             })
             .collect();
         assert_eq!(seqs, vec![1, 2]);
-        c1.write_all(&codec::encode(&Message::Ack(Ack { instance, seq: 1 })).expect("enc"))
-            .expect("ack");
+        send_ack(&mut c1, instance, 1);
         e.wait_acked(1, Duration::from_secs(5));
         assert_eq!(e.unacked(), 1);
         drop(c1);
@@ -655,8 +654,7 @@ mod tests {
             }
         }
         assert_eq!(got, vec![2, 3]);
-        c2.write_all(&codec::encode(&Message::Ack(Ack { instance, seq: 3 })).expect("enc"))
-            .expect("ack");
+        send_ack(&mut c2, instance, 3);
         assert!(e.close(Duration::from_secs(5)));
         assert!(matches!(read_msg(&mut c2, &mut buf), Message::Bye(_)));
         assert_eq!(e.counters().acked_seq, 3);
@@ -670,10 +668,6 @@ mod tests {
         c.ack_read_every = Duration::from_millis(300);
         let mut e = Exporter::new(c);
         let instance = e.instance();
-        let ack = |s: &mut UnixStream, seq: u64| {
-            s.write_all(&codec::encode(&Message::Ack(Ack { instance, seq })).expect("enc"))
-                .expect("ack");
-        };
         e.submit(vec![rec(1)], CaptureStats::default(), 0, 1);
         let (mut c1, _) = listener.accept().expect("accept");
         let mut buf = Vec::new();
@@ -684,7 +678,7 @@ mod tests {
         let mut seq = 1u64;
         loop {
             assert!(matches!(read_msg(&mut c1, &mut buf), Message::FlowBatch(b) if b.seq == seq));
-            ack(&mut c1, seq);
+            send_ack(&mut c1, instance, seq);
             std::thread::sleep(Duration::from_millis(20));
             if seq + 1 == ACK_READ_BACKLOG as u64 {
                 break;
@@ -700,7 +694,7 @@ mod tests {
         assert_eq!(e.unacked(), 1);
         // The clock rule: one batch waits, but the last read is older than ack_read_every.
         assert!(matches!(read_msg(&mut c1, &mut buf), Message::FlowBatch(b) if b.seq == seq));
-        ack(&mut c1, seq);
+        send_ack(&mut c1, instance, seq);
         std::thread::sleep(Duration::from_millis(350));
         seq += 1;
         e.submit(vec![rec(port(seq))], CaptureStats::default(), 0, 1);
@@ -708,7 +702,7 @@ mod tests {
         assert_eq!(e.unacked(), 1);
         // pump (and so wait_acked and close) always reads.
         assert!(matches!(read_msg(&mut c1, &mut buf), Message::FlowBatch(b) if b.seq == seq));
-        ack(&mut c1, seq);
+        send_ack(&mut c1, instance, seq);
         assert!(e.wait_acked(0, Duration::from_secs(5)));
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -726,6 +720,12 @@ mod tests {
         let _ = std::fs::remove_file(&path);
         let listener = UnixListener::bind(&path).expect("bind");
         (dir, path, listener)
+    }
+
+    /// Writes the server's Ack of `seq` for `instance` to `s`.
+    fn send_ack(s: &mut UnixStream, instance: u64, seq: u64) {
+        s.write_all(&codec::encode(&Message::Ack(Ack { instance, seq })).expect("enc"))
+            .expect("ack");
     }
 
     /// Pumps until the exporter is connected (at most `limit`).
@@ -849,8 +849,7 @@ mod tests {
         // The server claims every batch (as after a reconnect, from an earlier connection)
         // while one is half-written: that one is finished, not dropped mid-stream.
         let (mut c, _) = listener.accept().expect("accept");
-        c.write_all(&codec::encode(&Message::Ack(Ack { instance, seq: 12 })).expect("enc"))
-            .expect("ack");
+        send_ack(&mut c, instance, 12);
         let reader = std::thread::spawn(move || {
             let mut bytes = Vec::new();
             c.read_to_end(&mut bytes).expect("read to eof");
