@@ -282,9 +282,8 @@ impl Exporter {
                 }
             }
         }
-        let now = Instant::now();
         let read_acks = self.backlog.len() >= ACK_READ_BACKLOG
-            || now.duration_since(self.acks_read_at) >= self.cfg.ack_read_every;
+            || self.acks_read_at.elapsed() >= self.cfg.ack_read_every;
         self.pump_with(read_acks);
     }
 
