@@ -21,8 +21,8 @@
 //! (seccomp-friendly).
 
 use netwatch_protocol::{
-    codec, Bye, CaptureStats, CodecError, FlowBatch, FlowRecord, Hello, Message, SourceKind, MAGIC,
-    PROTOCOL_VERSION,
+    codec, Bye, CaptureStats, CodecError, FlowBatchRef, FlowRecord, Hello, Message, SourceKind,
+    MAGIC, PROTOCOL_VERSION,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use std::collections::hash_map::RandomState;
@@ -224,28 +224,26 @@ impl Exporter {
     }
 
     /// Queues one interval's records (deltas) as one or more batches and tries to send.
+    /// The records are encoded where they lie (the caller keeps its buffer for the next
+    /// interval).
     pub fn submit(
         &mut self,
-        records: Vec<FlowRecord>,
+        records: &[FlowRecord],
         stats: CaptureStats,
         interval_start_ns: u64,
         interval_end_ns: u64,
     ) {
-        let mut chunks: Vec<Vec<FlowRecord>> = Vec::new();
-        if records.len() <= MAX_RECORDS_PER_BATCH {
-            chunks.push(records);
-        } else {
-            chunks.extend(
-                records
-                    .chunks(MAX_RECORDS_PER_BATCH)
-                    .map(<[FlowRecord]>::to_vec),
-            );
-        }
-        for chunk in chunks {
+        // An interval without records is still one batch (its statistics); `chunks` of an
+        // empty slice yields nothing.
+        let empty = records.is_empty().then_some(records);
+        for chunk in empty
+            .into_iter()
+            .chain(records.chunks(MAX_RECORDS_PER_BATCH))
+        {
             let mut stats = stats;
             self.fill_stats(&mut stats);
             let n = chunk.len() as u64;
-            let batch = FlowBatch {
+            let batch = FlowBatchRef {
                 instance: self.hello.instance,
                 seq: self.next_seq,
                 interval_start_ns,
@@ -253,8 +251,9 @@ impl Exporter {
                 records: chunk,
                 stats,
             };
-            match codec::encode(&Message::FlowBatch(batch)) {
-                Ok(frame) => {
+            let mut frame = Vec::new();
+            match codec::encode_flow_batch_into(&batch, &mut frame) {
+                Ok(()) => {
                     self.backlog.push_back(Pending {
                         seq: self.next_seq,
                         records: n,
@@ -603,7 +602,7 @@ mod tests {
         let _ = std::fs::create_dir_all(&dir);
         let mut e = Exporter::new(cfg(dir.join("none.sock"), 3));
         for i in 0..5 {
-            e.submit(vec![rec(i), rec(i + 100)], CaptureStats::default(), 0, 1);
+            e.submit(&[rec(i), rec(i + 100)], CaptureStats::default(), 0, 1);
         }
         assert!(!e.is_connected());
         assert_eq!(e.unacked(), 3);
@@ -621,8 +620,8 @@ mod tests {
         let (dir, path, listener) = listen("b");
         let mut e = Exporter::new(cfg(path.clone(), 100));
         let instance = e.instance();
-        e.submit(vec![rec(1)], CaptureStats::default(), 0, 1);
-        e.submit(vec![rec(2)], CaptureStats::default(), 1, 2);
+        e.submit(&[rec(1)], CaptureStats::default(), 0, 1);
+        e.submit(&[rec(2)], CaptureStats::default(), 1, 2);
         // First connection: read Hello + 2 batches, ack only seq 1, then hang up.
         let (mut c1, _) = listener.accept().expect("accept");
         let mut buf = Vec::new();
@@ -639,7 +638,7 @@ mod tests {
         assert_eq!(e.unacked(), 1);
         drop(c1);
         // The exporter notices on the next pump, reconnects and resends seq 2.
-        e.submit(vec![rec(3)], CaptureStats::default(), 2, 3);
+        e.submit(&[rec(3)], CaptureStats::default(), 2, 3);
         pump_until_connected(&mut e, Duration::from_secs(5));
         let (mut c2, _) = listener.accept().expect("accept 2");
         let mut buf = Vec::new();
@@ -667,7 +666,7 @@ mod tests {
         c.ack_read_every = Duration::from_millis(300);
         let mut e = Exporter::new(c);
         let instance = e.instance();
-        e.submit(vec![rec(1)], CaptureStats::default(), 0, 1);
+        e.submit(&[rec(1)], CaptureStats::default(), 0, 1);
         let (mut c1, _) = listener.accept().expect("accept");
         let mut buf = Vec::new();
         assert!(matches!(read_msg(&mut c1, &mut buf), Message::Hello(_)));
@@ -683,12 +682,12 @@ mod tests {
                 break;
             }
             seq += 1;
-            e.submit(vec![rec(port(seq))], CaptureStats::default(), 0, 1);
+            e.submit(&[rec(port(seq))], CaptureStats::default(), 0, 1);
             assert_eq!(e.unacked() as u64, seq, "Acks read too early");
         }
         // The batch that makes ACK_READ_BACKLOG: the Acks of all before it are read.
         seq += 1;
-        e.submit(vec![rec(port(seq))], CaptureStats::default(), 0, 1);
+        e.submit(&[rec(port(seq))], CaptureStats::default(), 0, 1);
         assert_eq!(e.counters().acked_seq, seq - 1);
         assert_eq!(e.unacked(), 1);
         // The clock rule: one batch waits, but the last read is older than ack_read_every.
@@ -696,7 +695,7 @@ mod tests {
         send_ack(&mut c1, instance, seq);
         std::thread::sleep(Duration::from_millis(350));
         seq += 1;
-        e.submit(vec![rec(port(seq))], CaptureStats::default(), 0, 1);
+        e.submit(&[rec(port(seq))], CaptureStats::default(), 0, 1);
         assert_eq!(e.counters().acked_seq, seq - 1);
         assert_eq!(e.unacked(), 1);
         // pump (and so wait_acked and close) always reads.
@@ -776,7 +775,7 @@ mod tests {
         let mut e = Exporter::new(cfg(path.clone(), 100));
         // Twelve batches are many times what the socket buffers.
         for i in 0..12 {
-            e.submit(big_batch(i), CaptureStats::default(), 0, 1);
+            e.submit(&big_batch(i), CaptureStats::default(), 0, 1);
         }
         // Every submit returned with the rest still queued (nothing waits for the server).
         assert!(e.is_connected());
@@ -800,10 +799,10 @@ mod tests {
         let mut c = cfg(path.clone(), 2);
         c.backoff_min = Duration::from_millis(300);
         let mut e = Exporter::new(c);
-        e.submit(big_batch(0), CaptureStats::default(), 0, 1);
+        e.submit(&big_batch(0), CaptureStats::default(), 0, 1);
         let (mut c1, _) = listener.accept().expect("accept");
         for i in 1..6 {
-            e.submit(big_batch(i), CaptureStats::default(), 0, 1);
+            e.submit(&big_batch(i), CaptureStats::default(), 0, 1);
         }
         assert!(e.counters().connection_failures >= 1);
         let mut s = CaptureStats::default();
@@ -842,7 +841,7 @@ mod tests {
         let mut e = Exporter::new(cfg(path.clone(), 100));
         let instance = e.instance();
         for i in 0..12 {
-            e.submit(big_batch(i), CaptureStats::default(), 0, 1);
+            e.submit(&big_batch(i), CaptureStats::default(), 0, 1);
         }
         assert!(e.has_unsent());
         // The server claims every batch (as after a reconnect, from an earlier connection)

@@ -176,7 +176,8 @@ pub fn replay<S: FrameSource>(
         collector.drain_changes(records);
         summary.batches += 1;
         summary.records += records.len() as u64;
-        exporter.submit(std::mem::take(records), collector.stats(), from, to);
+        exporter.submit(records, collector.stats(), from, to);
+        records.clear();
         if cfg.pace == Pace::Fast {
             exporter.wait_acked(opts.max_unacked, opts.connect_timeout);
         }
@@ -228,7 +229,7 @@ pub fn replay<S: FrameSource>(
         summary.batches += 1;
         summary.records += records.len() as u64;
         exporter.submit(
-            std::mem::take(&mut records),
+            &records,
             collector.stats(),
             interval_start,
             end.max(interval_start),

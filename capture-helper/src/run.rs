@@ -220,10 +220,11 @@ impl StartupError {
 /// `submit` never blocks for long: it queues the batch and tries to send; a missing server
 /// only grows the backlog (bounded, loss counted into `backlog_dropped_*`).
 pub trait BatchSink {
-    /// Queues and tries to send one batch (records are deltas).
+    /// Queues and tries to send one batch (records are deltas; the caller keeps the
+    /// buffer for the next interval).
     fn submit(
         &mut self,
-        records: Vec<FlowRecord>,
+        records: &[FlowRecord],
         stats: CaptureStats,
         interval_start_ns: u64,
         interval_end_ns: u64,
@@ -240,7 +241,7 @@ pub trait BatchSink {
 impl BatchSink for crate::export::Exporter {
     fn submit(
         &mut self,
-        records: Vec<FlowRecord>,
+        records: &[FlowRecord],
         stats: CaptureStats,
         interval_start_ns: u64,
         interval_end_ns: u64,
@@ -401,9 +402,9 @@ pub fn run<S: BatchSink>(
         apply_seccomp(flags, &policy)?;
         let mut step = ExportStep::new(1, &usage, &mut sink);
         let res = capture_thread(0, src, collector, interval, drain_grace, &mut |r| {
-            step.take(r);
+            let spare = step.take(r);
             step.export();
-            true
+            Some(spare)
         });
         let summary = step.close();
         return res.map(|()| summary).map_err(StartupError::Loop);
@@ -421,7 +422,7 @@ pub fn run<S: BatchSink>(
                 r.wait();
                 g.wait();
                 capture_thread(i, src, collector, interval, drain_grace, &mut |rep| {
-                    t.send(rep).is_ok()
+                    t.send(rep).is_ok().then(Vec::new)
                 })
             })
             .map_err(StartupError::Spawn)?;
@@ -478,13 +479,16 @@ fn open_error(interface: &str, e: OpenError) -> StartupError {
 /// Frames handled between two looks at the clock and the stop flag.
 const FRAMES_PER_CHECK: u32 = 4096;
 
+/// One capture thread's loop: frames into the collector, and every interval a [`Report`]
+/// to `report`, which returns an empty buffer for the next drain when the report was
+/// delivered and `None` when nobody takes reports any more (the thread then ends).
 fn capture_thread(
     worker: usize,
     mut src: RingSource,
     mut collector: Collector,
     interval: Duration,
     drain_grace: Duration,
-    report: &mut dyn FnMut(Report) -> bool,
+    report: &mut dyn FnMut(Report) -> Option<Vec<FlowRecord>>,
 ) -> Result<(), String> {
     let interval_ns = u64::try_from(interval.as_nanos()).unwrap_or(u64::MAX);
     // An export may ride on a block wake-up that comes up to a quarter interval early, so
@@ -494,6 +498,9 @@ fn capture_thread(
     let mut due = realtime_ns().saturating_add(interval_ns);
     let mut block_paced = false;
     let mut batch = Batch::default();
+    // The drain buffer: handed over with each report and handed back empty (with its
+    // capacity) when the report was delivered, so a steady flow count allocates nothing.
+    let mut records: Vec<FlowRecord> = Vec::new();
     loop {
         let stop = signal::stop_requested();
         if stop {
@@ -531,7 +538,6 @@ fn capture_thread(
         let now = realtime_ns();
         let rides = drained && n > 0 && now.saturating_add(slack) >= due;
         if now >= due || rides || stop {
-            let mut records = Vec::new();
             collector.expire(now);
             if stop {
                 collector.finish(&mut records);
@@ -546,12 +552,14 @@ fn capture_thread(
                 }
                 Err(e) => warn!(worker, "PACKET_STATISTICS: {e}"),
             }
-            let delivered = report(Report {
+            let back = report(Report {
                 worker,
-                records,
+                records: std::mem::take(&mut records),
                 stats,
                 last: stop,
             });
+            let delivered = back.is_some();
+            records = back.unwrap_or_default();
             if !delivered || stop {
                 debug!(
                     worker,
@@ -678,15 +686,19 @@ impl<'a, S: BatchSink> ExportStep<'a, S> {
         }
     }
 
-    /// Takes one thread's report (its records join the next export).
-    fn take(&mut self, r: Report) {
+    /// Takes one thread's report (its records join the next export) and returns an
+    /// empty buffer for the thread's next drain: the one the last export emptied when the
+    /// report's records could simply take its place, so the two buffers alternate and keep
+    /// their capacity.
+    fn take(&mut self, mut r: Report) -> Vec<FlowRecord> {
         if self.pending.is_empty() {
-            self.pending = r.records;
+            std::mem::swap(&mut self.pending, &mut r.records);
         } else {
-            self.pending.extend(r.records);
+            self.pending.append(&mut r.records);
         }
         self.per_worker[r.worker] = r.stats;
         self.finishing |= r.last;
+        r.records
     }
 
     /// Sends one batch: the records taken since the last export and the summed statistics.
@@ -714,12 +726,9 @@ impl<'a, S: BatchSink> ExportStep<'a, S> {
         self.summary.frames = stats.frames;
         self.summary.kernel_drops = stats.kernel_drops;
         self.summary.batches += 1;
-        self.sink.submit(
-            std::mem::take(&mut self.pending),
-            stats,
-            self.interval_start,
-            now,
-        );
+        self.sink
+            .submit(&self.pending, stats, self.interval_start, now);
+        self.pending.clear();
         self.interval_start = now;
         if self.hook == "1" {
             // Test-only hook: see FORBIDDEN_SYSCALL_ENV. Under seccomp the kernel kills
@@ -842,6 +851,77 @@ mod tests {
         assert!(usage_due(Some(t), t - 3_600_000_000_000, false));
     }
 
+    /// Records the batches it is handed.
+    #[derive(Default)]
+    struct Collect(Vec<Vec<FlowRecord>>);
+
+    impl BatchSink for Collect {
+        fn submit(&mut self, records: &[FlowRecord], _: CaptureStats, _: u64, _: u64) {
+            self.0.push(records.to_vec());
+        }
+        fn fill_stats(&self, _: &mut CaptureStats) {}
+        fn close(&mut self, _: Duration) {}
+    }
+
+    fn record(port: u16) -> FlowRecord {
+        use netwatch_protocol::{DirCounters, FlowKey, Side};
+        use std::net::{IpAddr, Ipv4Addr};
+        FlowRecord {
+            key: FlowKey {
+                addr_a: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+                addr_b: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+                port_a: port,
+                port_b: 9,
+                proto: 17,
+                vlan: 0,
+            },
+            initiator: Side::A,
+            first_ns: 1,
+            last_ns: 2,
+            ab: DirCounters {
+                packets: 1,
+                bytes: 64,
+                tcp_flags: 0,
+            },
+            ba: DirCounters::default(),
+            end: None,
+        }
+    }
+
+    #[test]
+    fn export_step_sends_each_interval_and_hands_the_drain_buffers_back() {
+        let usage = usage::Usage::open();
+        let mut sink = Collect::default();
+        let mut step = ExportStep::new(2, &usage, &mut sink);
+        let report = |worker, records: Vec<FlowRecord>| Report {
+            worker,
+            records,
+            stats: CaptureStats::default(),
+            last: false,
+        };
+        // Interval 1: one thread's records; the buffer it gets back is empty.
+        let mut first = Vec::with_capacity(64);
+        first.extend([record(1), record(2)]);
+        let first_ptr = first.as_ptr();
+        let spare = step.take(report(0, first));
+        assert!(spare.is_empty());
+        step.export();
+        // Interval 2: the records of two threads go out together, in order, and the thread
+        // whose records replaced the emptied buffer gets that buffer back (capacity kept):
+        // two buffers alternate, so steady intervals allocate nothing.
+        let back = step.take(report(0, vec![record(3)]));
+        assert!(back.is_empty());
+        assert_eq!((back.as_ptr(), back.capacity()), (first_ptr, 64));
+        let other = step.take(report(1, vec![record(4), record(5)]));
+        assert!(other.is_empty());
+        step.export();
+        // Interval 3: nothing changed; still one batch (the statistics).
+        step.export();
+        let ports = |b: &Vec<FlowRecord>| b.iter().map(|r| r.key.port_a).collect::<Vec<_>>();
+        let sent: Vec<Vec<u16>> = sink.0.iter().map(ports).collect();
+        assert_eq!(sent, vec![vec![1, 2], vec![3, 4, 5], vec![]]);
+    }
+
     #[test]
     fn a_root_start_without_user_is_refused_before_anything_opens() {
         if !nix::unistd::geteuid().is_root() {
@@ -856,7 +936,7 @@ mod tests {
         };
         struct Never;
         impl BatchSink for Never {
-            fn submit(&mut self, _: Vec<FlowRecord>, _: CaptureStats, _: u64, _: u64) {
+            fn submit(&mut self, _: &[FlowRecord], _: CaptureStats, _: u64, _: u64) {
                 unreachable!("no batch before startup")
             }
             fn fill_stats(&self, _: &mut CaptureStats) {}

@@ -22,10 +22,11 @@ pub mod flow;
 pub mod message;
 
 pub use codec::{
-    decode, encode, encode_into, frame_len, CodecError, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    decode, encode, encode_flow_batch_into, encode_into, frame_len, CodecError, MAX_FRAME_LEN,
+    PROTOCOL_VERSION,
 };
 pub use flow::{DirCounters, EndReason, FlowKey, FlowRecord, Side};
 pub use message::{
-    Ack, Bye, CaptureStats, FlowBatch, Hello, MalformedCounts, MalformedKind, Message, SourceKind,
-    MAGIC,
+    Ack, Bye, CaptureStats, FlowBatch, FlowBatchRef, Hello, MalformedCounts, MalformedKind,
+    Message, SourceKind, MAGIC,
 };

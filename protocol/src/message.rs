@@ -77,6 +77,39 @@ pub struct FlowBatch {
     pub stats: CaptureStats,
 }
 
+/// A [`FlowBatch`] that borrows its records: what the helper encodes, so that one
+/// interval's records go from the flow table's drain buffer to the wire without being
+/// moved into a batch of their own (see [`crate::codec::encode_flow_batch_into`]). The
+/// fields are those of [`FlowBatch`], in the same order: it encodes to the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FlowBatchRef<'a> {
+    /// As [`FlowBatch::instance`].
+    pub instance: u64,
+    /// As [`FlowBatch::seq`].
+    pub seq: u64,
+    /// As [`FlowBatch::interval_start_ns`].
+    pub interval_start_ns: u64,
+    /// As [`FlowBatch::interval_end_ns`].
+    pub interval_end_ns: u64,
+    /// As [`FlowBatch::records`].
+    pub records: &'a [FlowRecord],
+    /// As [`FlowBatch::stats`].
+    pub stats: CaptureStats,
+}
+
+/// Index of [`Message::FlowBatch`] among the variants (serde numbers them in declaration
+/// order; the codec's tests check it against the derived encoding).
+pub(crate) const FLOW_BATCH_VARIANT: u32 = 1;
+
+/// Serialises a [`FlowBatchRef`] as the [`Message::FlowBatch`] variant.
+pub(crate) struct FlowBatchMessage<'a, 'b>(pub(crate) &'b FlowBatchRef<'a>);
+
+impl Serialize for FlowBatchMessage<'_, '_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_newtype_variant("Message", FLOW_BATCH_VARIANT, "FlowBatch", self.0)
+    }
+}
+
 /// Server → helper acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ack {

@@ -1,9 +1,9 @@
 //! Codec contract: round trips of every message, and each way a frame is refused.
 
 use netwatch_protocol::{
-    decode, encode, encode_into, frame_len, Ack, Bye, CaptureStats, CodecError, DirCounters,
-    EndReason, FlowBatch, FlowKey, FlowRecord, Hello, MalformedCounts, Message, Side, SourceKind,
-    MAGIC, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    decode, encode, encode_flow_batch_into, encode_into, frame_len, Ack, Bye, CaptureStats,
+    CodecError, DirCounters, EndReason, FlowBatch, FlowBatchRef, FlowKey, FlowRecord, Hello,
+    MalformedCounts, Message, Side, SourceKind, MAGIC, MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -161,6 +161,26 @@ proptest! {
         prop_assert_eq!(m1, a);
         prop_assert_eq!(m2, b);
         prop_assert_eq!(n1 + n2, buf.len());
+    }
+
+    /// The helper encodes borrowed batches: the bytes must be those of the owned
+    /// `Message::FlowBatch` (same variant, same fields in the same order), appended after
+    /// whatever the buffer held.
+    #[test]
+    fn a_borrowed_batch_encodes_as_the_owned_one(msg in arb_message(), before in any::<Vec<u8>>()) {
+        let Message::FlowBatch(b) = &msg else { return Ok(()) };
+        let owned = encode(&msg).expect("owned");
+        let mut buf = before.clone();
+        encode_flow_batch_into(&FlowBatchRef {
+            instance: b.instance,
+            seq: b.seq,
+            interval_start_ns: b.interval_start_ns,
+            interval_end_ns: b.interval_end_ns,
+            records: &b.records,
+            stats: b.stats,
+        }, &mut buf).expect("borrowed");
+        prop_assert_eq!(&buf[..before.len()], &before[..]);
+        prop_assert_eq!(&buf[before.len()..], &owned[..]);
     }
 
     #[test]

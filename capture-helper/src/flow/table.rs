@@ -863,6 +863,12 @@ impl FlowTable {
         }
         while self.dirty.head != NIL {
             let i = self.dirty.head;
+            // The walk follows links (each load waits for the one before): start the next
+            // entry's lines on their way while this one is read and unlinked.
+            let next = self.entries[i as usize].links[L_DIRTY][1];
+            if let Some(n) = self.entries.get(next as usize) {
+                crate::sys::prefetch::prefetch_read(n, std::mem::size_of::<Entry>());
+            }
             let rec = self.entries[i as usize].delta(None);
             if rec.ab.packets + rec.ba.packets > 0 {
                 f(&rec);
