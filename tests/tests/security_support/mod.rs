@@ -43,12 +43,22 @@ pub struct Server {
 impl Server {
     /// Starts the server listening on 127.0.0.1 (a free port) with `extra` flags and `env`
     /// variables; waits until it accepts connections.
+    ///
+    /// A port from [`free_port`] was free when asked, not reserved: a test running beside
+    /// this one may take it first. The server then cannot bind it and exits, while the port
+    /// answers for the other test's server; such a start is retried on another port.
     #[must_use]
     pub fn start(extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let dir = TempDir::new("srv");
-        let port = free_port();
-        let listen = format!("127.0.0.1:{port}");
-        Self::start_in(dir, &listen, &listen, extra, env, None)
+        let mut last = String::new();
+        for _ in 0..5 {
+            let dir = TempDir::new("srv");
+            let listen = format!("127.0.0.1:{}", free_port());
+            match Self::try_start_in(dir, &listen, &listen, extra, env, None) {
+                Ok(s) => return s,
+                Err(e) => last = e,
+            }
+        }
+        panic!("netwatch-server did not start on a free port in 5 tries; the last: {last}");
     }
 
     /// Starts the server with `--listen listen`, connecting to `connect` to see it is up;
@@ -62,6 +72,19 @@ impl Server {
         env: &[(&str, &str)],
         wrap: Option<&[&str]>,
     ) -> Server {
+        Self::try_start_in(dir, listen, connect, extra, env, wrap).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Server::start_in`], with the reason as an error when the server exits early or
+    /// does not listen within 20 s.
+    fn try_start_in(
+        dir: TempDir,
+        listen: &str,
+        connect: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        wrap: Option<&[&str]>,
+    ) -> Result<Server, String> {
         let socket = dir.join("capture.sock");
         let mut cmd = match wrap {
             Some(w) => {
@@ -94,26 +117,39 @@ impl Server {
             socket,
             dir,
         };
-        s.wait_ready();
-        s
+        s.wait_ready()?;
+        Ok(s)
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("netwatch-server exited early ({status}): {}", self.log());
-            }
+            self.check_alive()?;
             if TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)).is_ok() {
-                return;
+                // The port answers, but maybe for another process: a server that lost the
+                // port exits as soon as its bind fails. Look again a moment later.
+                std::thread::sleep(Duration::from_millis(200));
+                return self.check_alive();
             }
-            assert!(
-                Instant::now() < deadline,
-                "netwatch-server did not listen on {} within 20 s: {}",
-                self.addr,
-                self.log()
-            );
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "netwatch-server did not listen on {} within 20 s: {}",
+                    self.addr,
+                    self.log()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// An error with the exit status and the log once the server has exited.
+    fn check_alive(&mut self) -> Result<(), String> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(format!(
+                "netwatch-server exited early ({status}): {}",
+                self.log()
+            )),
+            _ => Ok(()),
         }
     }
 
@@ -126,7 +162,13 @@ impl Server {
     /// `GET path` with extra headers.
     #[must_use]
     pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
-        request(self.addr, "GET", path, headers)
+        try_request(self.addr, "GET", path, headers).unwrap_or_else(|| {
+            panic!(
+                "cannot connect to {} (GET {path}); the server's log: {}",
+                self.addr,
+                self.log()
+            )
+        })
     }
 }
 
