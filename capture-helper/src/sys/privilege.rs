@@ -80,10 +80,16 @@ fn caps_err(set: &'static str) -> impl Fn(caps::errors::CapsError) -> PrivilegeE
 pub fn clear_inherited() -> Result<(), PrivilegeError> {
     caps::clear(None, CapSet::Ambient).map_err(caps_err("ambient"))?;
     caps::clear(None, CapSet::Inheritable).map_err(caps_err("inheritable"))?;
-    for (set, name) in [
+    ensure_empty(&[
         (CapSet::Ambient, "ambient"),
         (CapSet::Inheritable, "inheritable"),
-    ] {
+    ])
+}
+
+/// Reads each set back and fails, naming the set and what it still holds, unless every one
+/// is empty: a clear that the kernel silently ignored must not go unnoticed.
+fn ensure_empty(sets: &[(CapSet, &'static str)]) -> Result<(), PrivilegeError> {
+    for &(set, name) in sets {
         let held = caps::read(None, set).map_err(caps_err(name))?;
         if !held.is_empty() {
             let mut v: Vec<String> = held.iter().map(ToString::to_string).collect();
@@ -134,22 +140,12 @@ pub fn drop_all(user: Option<(u32, u32)>) -> Result<DropReport, PrivilegeError> 
     caps::clear(None, CapSet::Effective).map_err(caps_err("effective"))?;
     caps::clear(None, CapSet::Permitted).map_err(caps_err("permitted"))?;
 
-    for (set, name) in [
+    ensure_empty(&[
         (CapSet::Effective, "effective"),
         (CapSet::Permitted, "permitted"),
         (CapSet::Inheritable, "inheritable"),
         (CapSet::Ambient, "ambient"),
-    ] {
-        let held = caps::read(None, set).map_err(caps_err(name))?;
-        if !held.is_empty() {
-            let mut v: Vec<String> = held.iter().map(ToString::to_string).collect();
-            v.sort();
-            return Err(PrivilegeError::NotEmpty {
-                set: name,
-                caps: v.join(","),
-            });
-        }
-    }
+    ])?;
     Ok(report)
 }
 
