@@ -138,10 +138,10 @@ pub struct Exporter {
 /// [`Exporter::submit`] reads the server's Acks only when this long has passed since it
 /// last did (`ExporterConfig::ack_read_every`), or when [`ACK_READ_BACKLOG`] batches wait
 /// for theirs: a `recv` on a socket the process has not touched for half a second costs
-/// 15-25 us of CPU on a VM (measured), and most would only hear "nothing yet" or one Ack. Acks only trim the backlog (what a
-/// reconnect resends; the server ignores sequence numbers it already has), so reading them
-/// later costs memory, never data. [`Exporter::pump`], [`Exporter::wait_acked`] and
-/// [`Exporter::close`] always read them.
+/// 15-25 us of CPU on a VM (measured), and most would only hear "nothing yet" or one Ack.
+/// Acks only trim the backlog (what a reconnect resends; the server ignores sequence
+/// numbers it already has), so reading them later costs memory, never data.
+/// [`Exporter::pump`], [`Exporter::wait_acked`] and [`Exporter::close`] always read them.
 pub const ACK_READ_EVERY: Duration = Duration::from_secs(2);
 /// See [`ACK_READ_EVERY`].
 pub const ACK_READ_BACKLOG: usize = 4;
@@ -673,10 +673,14 @@ mod tests {
         // The server acknowledges every batch at once; submit leaves the Acks unread while
         // fewer than ACK_READ_BACKLOG batches wait and the last read is recent.
         let port = |seq: u64| u16::try_from(seq).expect("small");
-        let mut seq = 1u64;
-        loop {
+        // The server's side of one batch: read batch `seq`, acknowledge it at once.
+        let mut serve = |seq: u64| {
             assert!(matches!(read_msg(&mut c1, &mut buf), Message::FlowBatch(b) if b.seq == seq));
             send_ack(&mut c1, instance, seq);
+        };
+        let mut seq = 1u64;
+        loop {
+            serve(seq);
             std::thread::sleep(Duration::from_millis(20));
             if seq + 1 == ACK_READ_BACKLOG as u64 {
                 break;
@@ -691,16 +695,14 @@ mod tests {
         assert_eq!(e.counters().acked_seq, seq - 1);
         assert_eq!(e.unacked(), 1);
         // The clock rule: one batch waits, but the last read is older than ack_read_every.
-        assert!(matches!(read_msg(&mut c1, &mut buf), Message::FlowBatch(b) if b.seq == seq));
-        send_ack(&mut c1, instance, seq);
+        serve(seq);
         std::thread::sleep(Duration::from_millis(350));
         seq += 1;
         e.submit(&[rec(port(seq))], CaptureStats::default(), 0, 1);
         assert_eq!(e.counters().acked_seq, seq - 1);
         assert_eq!(e.unacked(), 1);
         // pump (and so wait_acked and close) always reads.
-        assert!(matches!(read_msg(&mut c1, &mut buf), Message::FlowBatch(b) if b.seq == seq));
-        send_ack(&mut c1, instance, seq);
+        serve(seq);
         assert!(e.wait_acked(0, Duration::from_secs(5)));
         let _ = std::fs::remove_dir_all(&dir);
     }
