@@ -21,8 +21,8 @@
 //! (seccomp-friendly).
 
 use netwatch_protocol::{
-    codec, Bye, CaptureStats, CodecError, FlowBatchRef, FlowRecord, Hello, Message, SourceKind,
-    MAGIC, PROTOCOL_VERSION,
+    codec, Bye, ByeKind, CaptureStats, CodecError, FlowBatchRef, FlowRecord, Hello, Message,
+    SourceKind, MAGIC, PROTOCOL_VERSION,
 };
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use std::collections::hash_map::RandomState;
@@ -512,6 +512,7 @@ impl Exporter {
         }
         if let Some(mut c) = self.conn.take() {
             if let Ok(bye) = codec::encode(&Message::Bye(Bye {
+                kind: ByeKind::Shutdown,
                 reason: "helper stopping".into(),
             })) {
                 let _ = write_all_timeout(&mut c, &bye, self.cfg.io_timeout);

@@ -615,29 +615,6 @@ fn drain_until(
     }
 }
 
-fn merge_stats(total: &mut CaptureStats, s: &CaptureStats) {
-    total.frames += s.frames;
-    total.bytes += s.bytes;
-    total.flow_frames += s.flow_frames;
-    total.non_ip_frames += s.non_ip_frames;
-    total.ip_invalid_frames += s.ip_invalid_frames;
-    total.truncated_frames += s.truncated_frames;
-    for (t, v) in total
-        .malformed
-        .counts
-        .iter_mut()
-        .zip(s.malformed.counts.iter())
-    {
-        *t += v;
-    }
-    total.kernel_drops += s.kernel_drops;
-    total.kernel_freezes += s.kernel_freezes;
-    total.table_occupancy += s.table_occupancy;
-    total.table_capacity += s.table_capacity;
-    total.table_evictions += s.table_evictions;
-    total.table_rejects += s.table_rejects;
-}
-
 /// The export side: adds up the capture threads' statistics, samples CPU and RSS and hands
 /// one interval's records to the sink. Driven by the export loop (several capture threads)
 /// or inline by the one capture thread.
@@ -706,7 +683,7 @@ impl<'a, S: BatchSink> ExportStep<'a, S> {
         let now = realtime_ns();
         let mut stats = CaptureStats::default();
         for s in &self.per_worker {
-            merge_stats(&mut stats, s);
+            stats += s;
         }
         let u = match self.usage_sample {
             Some((at, u)) if !usage_due(Some(at), now, self.finishing) => u,

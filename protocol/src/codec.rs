@@ -16,7 +16,7 @@ use crate::message::{FlowBatchMessage, FlowBatchRef, Message};
 use thiserror::Error;
 
 /// Version of the wire protocol spoken by this crate.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Largest frame accepted or produced, counted after the length prefix (version + body).
 pub const MAX_FRAME_LEN: usize = 16 * 1024 * 1024;

@@ -27,6 +27,6 @@ pub use codec::{
 };
 pub use flow::{DirCounters, EndReason, FlowKey, FlowRecord, Side};
 pub use message::{
-    Ack, Bye, CaptureStats, FlowBatch, FlowBatchRef, Hello, MalformedCounts, MalformedKind,
-    Message, SourceKind, MAGIC,
+    Ack, Bye, ByeKind, CaptureStats, FlowBatch, FlowBatchRef, Hello, MalformedCounts,
+    MalformedKind, Message, SourceKind, MAGIC,
 };

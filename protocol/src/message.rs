@@ -122,8 +122,20 @@ pub struct Ack {
 /// Orderly end of a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bye {
-    /// Human-readable reason (logged by the peer).
+    /// Why the connection ends.
+    pub kind: ByeKind,
+    /// Human-readable reason (logged by the peer; for [`ByeKind::CaptureFailed`] the error).
     pub reason: String,
+}
+
+/// Why a peer says [`Bye`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ByeKind {
+    /// The peer stops on request (SIGTERM, end of a replay, server shutdown).
+    Shutdown,
+    /// Helper only: its capture failed and cannot go on (the interface vanished, the ring
+    /// broke). The server shows the interface in error until a helper for it says Hello.
+    CaptureFailed,
 }
 
 /// Kinds of malformed frames: frames whose headers claim something the bytes do not hold.
@@ -229,6 +241,9 @@ pub struct CaptureStats {
     pub kernel_drops: u64,
     /// Ring freezes reported by the kernel (tp_freeze_q_cnt), cumulative.
     pub kernel_freezes: u64,
+    /// Capture errors the helper recovered from (a socket error such as ENETDOWN while the
+    /// link was down), cumulative.
+    pub capture_errors: u64,
     /// Flows currently in the helper's table.
     pub table_occupancy: u64,
     /// Capacity of the helper's table.
@@ -247,4 +262,96 @@ pub struct CaptureStats {
     pub cpu_system_ns: u64,
     /// Helper resident set size, bytes.
     pub rss_bytes: u64,
+}
+
+impl std::ops::AddAssign<&CaptureStats> for CaptureStats {
+    /// Field-wise sum (saturating): the totals of several capture threads, or of several
+    /// helper instances. Every field is summed, gauges (occupancy, capacity, RSS) included.
+    fn add_assign(&mut self, s: &CaptureStats) {
+        let CaptureStats {
+            frames,
+            bytes,
+            flow_frames,
+            non_ip_frames,
+            ip_invalid_frames,
+            truncated_frames,
+            malformed,
+            kernel_drops,
+            kernel_freezes,
+            capture_errors,
+            table_occupancy,
+            table_capacity,
+            table_evictions,
+            table_rejects,
+            backlog_dropped_batches,
+            backlog_dropped_records,
+            cpu_user_ns,
+            cpu_system_ns,
+            rss_bytes,
+        } = s;
+        for (a, b) in self
+            .malformed
+            .counts
+            .iter_mut()
+            .zip(malformed.counts.iter())
+        {
+            *a = a.saturating_add(*b);
+        }
+        for (a, b) in [
+            (&mut self.frames, frames),
+            (&mut self.bytes, bytes),
+            (&mut self.flow_frames, flow_frames),
+            (&mut self.non_ip_frames, non_ip_frames),
+            (&mut self.ip_invalid_frames, ip_invalid_frames),
+            (&mut self.truncated_frames, truncated_frames),
+            (&mut self.kernel_drops, kernel_drops),
+            (&mut self.kernel_freezes, kernel_freezes),
+            (&mut self.capture_errors, capture_errors),
+            (&mut self.table_occupancy, table_occupancy),
+            (&mut self.table_capacity, table_capacity),
+            (&mut self.table_evictions, table_evictions),
+            (&mut self.table_rejects, table_rejects),
+            (&mut self.backlog_dropped_batches, backlog_dropped_batches),
+            (&mut self.backlog_dropped_records, backlog_dropped_records),
+            (&mut self.cpu_user_ns, cpu_user_ns),
+            (&mut self.cpu_system_ns, cpu_system_ns),
+            (&mut self.rss_bytes, rss_bytes),
+        ] {
+            *a = a.saturating_add(*b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capture_stats_add_field_by_field_and_saturate() {
+        // `add_assign` destructures without `..`, so a new field that it does not sum
+        // fails to compile; this checks the arithmetic.
+        let mut a = CaptureStats {
+            frames: 3,
+            capture_errors: 1,
+            rss_bytes: 10,
+            ..CaptureStats::default()
+        };
+        a.malformed.counts[2] = 4;
+        let mut b = CaptureStats {
+            frames: u64::MAX - 1,
+            capture_errors: 2,
+            backlog_dropped_records: 7,
+            rss_bytes: 5,
+            ..CaptureStats::default()
+        };
+        b.malformed.counts[2] = 1;
+        let mut t = a;
+        t += &a;
+        assert_eq!((t.frames, t.capture_errors, t.rss_bytes), (6, 2, 20));
+        assert_eq!(t.malformed.get(MalformedKind::Ipv4Invalid), 8);
+        t += &b;
+        assert_eq!(t.frames, u64::MAX, "saturates");
+        assert_eq!((t.capture_errors, t.backlog_dropped_records), (4, 7));
+        assert_eq!(t.malformed.get(MalformedKind::Ipv4Invalid), 9);
+    }
 }

@@ -1,9 +1,9 @@
 //! Codec contract: round trips of every message, and each way a frame is refused.
 
 use netwatch_protocol::{
-    decode, encode, encode_flow_batch_into, encode_into, frame_len, Ack, Bye, CaptureStats,
-    CodecError, DirCounters, EndReason, FlowBatch, FlowBatchRef, FlowKey, FlowRecord, Hello,
-    MalformedCounts, Message, Side, SourceKind, MAGIC, MAX_FRAME_LEN, PROTOCOL_VERSION,
+    decode, encode, encode_flow_batch_into, encode_into, frame_len, Ack, Bye, ByeKind,
+    CaptureStats, CodecError, DirCounters, EndReason, FlowBatch, FlowBatchRef, FlowKey, FlowRecord,
+    Hello, MalformedCounts, Message, Side, SourceKind, MAGIC, MAX_FRAME_LEN, PROTOCOL_VERSION,
 };
 use proptest::prelude::*;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -84,7 +84,7 @@ fn arb_record() -> impl Strategy<Value = FlowRecord> {
 fn arb_stats() -> impl Strategy<Value = CaptureStats> {
     (
         prop::array::uniform7(any::<u64>()),
-        prop::collection::vec(any::<u64>(), 17),
+        prop::collection::vec(any::<u64>(), 18),
     )
         .prop_map(|(counts, v)| CaptureStats {
             frames: v[0],
@@ -105,6 +105,7 @@ fn arb_stats() -> impl Strategy<Value = CaptureStats> {
             cpu_user_ns: v[14],
             cpu_system_ns: v[15],
             rss_bytes: v[16],
+            capture_errors: v[17],
         })
 }
 
@@ -130,7 +131,14 @@ fn arb_message() -> impl Strategy<Value = Message> {
             }),
         (any::<u64>(), any::<u64>())
             .prop_map(|(instance, seq)| Message::Ack(Ack { instance, seq })),
-        ".{0,40}".prop_map(|reason| Message::Bye(Bye { reason })),
+        (any::<bool>(), ".{0,40}").prop_map(|(failed, reason)| Message::Bye(Bye {
+            kind: if failed {
+                ByeKind::CaptureFailed
+            } else {
+                ByeKind::Shutdown
+            },
+            reason,
+        })),
     ]
 }
 

@@ -6,7 +6,7 @@
 mod api_support;
 
 use api_support::{record, RawHelper, Server};
-use netwatch_protocol::{codec, Bye, Message, PROTOCOL_VERSION};
+use netwatch_protocol::{codec, Bye, ByeKind, Message, PROTOCOL_VERSION};
 
 const T: u64 = 1_700_000_000_000_000_000;
 
@@ -36,6 +36,7 @@ fn seeded() -> (Server, String) {
     );
     assert_eq!(ack, 1);
     h.send(&Message::Bye(Bye {
+        kind: ByeKind::Shutdown,
         reason: "done".into(),
     }));
     let csv = flows_csv(&s);

@@ -14,7 +14,7 @@ use crate::clock::wall_ns;
 use crate::shutdown::Shutdown;
 use crate::state::AppState;
 use crate::store::BatchOutcome;
-use netwatch_protocol::{codec, Ack, Bye, CodecError, Message, MAGIC, PROTOCOL_VERSION};
+use netwatch_protocol::{codec, Ack, Bye, ByeKind, CodecError, Message, MAGIC, PROTOCOL_VERSION};
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::Path;
@@ -261,6 +261,7 @@ impl Connection {
             let Some(n) = n else {
                 let _ = self
                     .send(&Message::Bye(Bye {
+                        kind: ByeKind::Shutdown,
                         reason: "server shutting down".into(),
                     }))
                     .await;

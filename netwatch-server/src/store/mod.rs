@@ -581,7 +581,7 @@ impl Store {
     pub fn capture_totals(&self) -> CaptureStats {
         let mut t = self.retired;
         for h in self.helpers.values() {
-            add_stats(&mut t, &h.stats);
+            t += &h.stats;
         }
         t
     }
@@ -599,7 +599,7 @@ impl Store {
                 .map(|h| h.hello.instance);
             if let Some(id) = oldest {
                 if let Some(h) = self.helpers.remove(&id) {
-                    add_stats(&mut self.retired, &h.stats);
+                    self.retired += &h.stats;
                 }
             }
         }
@@ -903,29 +903,6 @@ impl Store {
 
 fn capture_errors(s: &CaptureStats) -> u64 {
     s.ip_invalid_frames + s.truncated_frames + s.table_rejects
-}
-
-fn add_stats(t: &mut CaptureStats, s: &CaptureStats) {
-    t.frames += s.frames;
-    t.bytes += s.bytes;
-    t.flow_frames += s.flow_frames;
-    t.non_ip_frames += s.non_ip_frames;
-    t.ip_invalid_frames += s.ip_invalid_frames;
-    t.truncated_frames += s.truncated_frames;
-    for (a, b) in t.malformed.counts.iter_mut().zip(s.malformed.counts.iter()) {
-        *a += b;
-    }
-    t.kernel_drops += s.kernel_drops;
-    t.kernel_freezes += s.kernel_freezes;
-    t.table_occupancy += s.table_occupancy;
-    t.table_capacity += s.table_capacity;
-    t.table_evictions += s.table_evictions;
-    t.table_rejects += s.table_rejects;
-    t.backlog_dropped_batches += s.backlog_dropped_batches;
-    t.backlog_dropped_records += s.backlog_dropped_records;
-    t.cpu_user_ns += s.cpu_user_ns;
-    t.cpu_system_ns += s.cpu_system_ns;
-    t.rss_bytes += s.rss_bytes;
 }
 
 #[cfg(test)]
