@@ -73,24 +73,4 @@ systemd-tmpfiles --root="$scratch" --create "$PWD/deploy/tmpfiles.d/netwatch.con
 [ "$(stat -c %a "$scratch/etc/netwatch")" = 750 ] || { echo "FAIL: /etc/netwatch mode" >&2; exit 1; }
 echo "ok: tmpfiles.d creates /etc/netwatch and /run/netwatch (0750)"
 
-# Debian packages (cargo-deb metadata in both binary crates), when cargo-deb is installed:
-# the release binaries are built by scripts/test before this suite runs.
-if command -v cargo-deb >/dev/null 2>&1 && [ -x target/release/netwatch-server ] && [ -x target/release/netwatch-capture ]; then
-  debdir="$scratch/deb"
-  mkdir -p "$debdir"
-  for p in netwatch-server netwatch-capture; do
-    cargo deb -p "$p" --no-build --no-strip --output "$debdir/" >/dev/null
-  done
-  contents=$(for f in "$debdir"/*.deb; do dpkg-deb -c "$f"; done)
-  for want in ./usr/bin/netwatch-server ./usr/bin/netwatch-capture \
-      ./usr/lib/systemd/system/netwatch-server.service ./usr/lib/systemd/system/netwatch-capture.service \
-      ./usr/lib/sysusers.d/netwatch.conf ./usr/lib/tmpfiles.d/netwatch.conf \
-      ./etc/netwatch/netwatch.toml ./etc/default/netwatch; do
-    grep -q " $want\$" <<<"$contents" || { echo "FAIL: $want missing from the .deb packages" >&2; exit 1; }
-  done
-  echo "ok: cargo deb builds netwatch-server and netwatch-capture packages with units, users, config"
-else
-  echo "SKIPPED: cargo-deb not installed (cargo install cargo-deb), Debian packages not built"
-fi
-
 echo "deploy checks passed: server exposure $server (exposed: $exposed), helper exposure $helper"
